@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Regenerates all generated code from the contracts, byte for byte: the same
+# contracts and tool versions always give the same files. Run it after any
+# change under proto/; scripts/check-contracts.sh fails CI when it was not.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/tool-versions.sh
+bash scripts/install-tools.sh
+
+# buf/validate/validate.proto from the pinned Go module (not the BSR).
+dir=$(go mod download -json "github.com/bufbuild/protovalidate@$PROTOVALIDATE_PROTO_VERSION" |
+  sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+[[ -n $dir ]] || { echo "generate: could not download github.com/bufbuild/protovalidate@$PROTOVALIDATE_PROTO_VERSION" >&2; exit 1; }
+mkdir -p third_party/protovalidate/buf/validate
+install -m 0644 "$dir/proto/protovalidate/buf/validate/validate.proto" third_party/protovalidate/buf/validate/validate.proto
+
+.bin/buf generate
