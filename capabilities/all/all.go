@@ -1,0 +1,9 @@
+// Package all links every domain and every backend into a binary: import it
+// for its side effects. Add a line here when adding a domain or a backend.
+package all
+
+import (
+	_ "plinth.dev/plinth/capabilities/customers"
+	_ "plinth.dev/plinth/capabilities/customers/memory"
+	_ "plinth.dev/plinth/capabilities/customers/postgres"
+)

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"plinth.dev/plinth/capabilities/registry"
+	"plinth.dev/plinth/gateway"
+	"plinth.dev/plinth/internal/migrate"
+)
+
+type migrateCmd struct {
+	Up     migrateUpCmd     `cmd:"" default:"1" help:"Apply pending migrations (the default)."`
+	Status migrateStatusCmd `cmd:"" help:"List every migration and when it was applied."`
+}
+
+type migrateUpCmd struct{ configFlag }
+
+type migrateStatusCmd struct{ configFlag }
+
+// migrationTarget is a domain whose configured backend has migrations.
+type migrationTarget struct {
+	domain  string
+	backend registry.Backend
+}
+
+// targets returns the domains configured for a backend with migrations and
+// a pool to the configured database.
+func targets(ctx context.Context, cfg gateway.Config) ([]migrationTarget, *pgxpool.Pool, error) {
+	var out []migrationTarget
+	for _, d := range registry.Domains() {
+		name := cfg.Backends[d.Name]
+		if name == "" {
+			name = d.DefaultBackend
+		}
+		b, err := registry.LookupBackend(d.Name, name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("config: backends.%s: %w", d.Name, err)
+		}
+		if b.Migrations != nil {
+			out = append(out, migrationTarget{domain: d.Name, backend: b})
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil, nil
+	}
+	if cfg.Postgres.URL == "" {
+		return nil, nil, fmt.Errorf("migrate: domains are configured for postgres but postgres.url is empty: set it in the config file or PLINTH_POSTGRES_URL")
+	}
+	pool, err := pgxpool.New(ctx, cfg.Postgres.URL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("migrate: postgres.url: %w", err)
+	}
+	return out, pool, nil
+}
+
+func (c *migrateUpCmd) Run() error {
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	ts, pool, err := targets(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if len(ts) == 0 {
+		fmt.Println("No domain is configured for a backend with migrations; nothing to do.")
+		return nil
+	}
+	defer pool.Close()
+	log := newLogger(cfg.Log, os.Stderr)
+	for _, t := range ts {
+		applied, err := migrate.Up(ctx, pool, t.domain, t.backend.Migrations, log)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s: %d migration(s) applied\n", t.domain, len(applied))
+	}
+	return nil
+}
+
+func (c *migrateStatusCmd) Run() error {
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ts, pool, err := targets(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if len(ts) == 0 {
+		fmt.Println("No domain is configured for a backend with migrations.")
+		return nil
+	}
+	defer pool.Close()
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "DOMAIN\tVERSION\tMIGRATION\tAPPLIED")
+	for _, t := range ts {
+		statuses, err := migrate.Status(ctx, pool, t.domain, t.backend.Migrations)
+		if err != nil {
+			return err
+		}
+		for _, s := range statuses {
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\n", t.domain, s.Version, s.Name, s.AppliedText())
+		}
+	}
+	return w.Flush()
+}

@@ -1,0 +1,319 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the gateway's configuration. It comes from a TOML file and then
+// from environment variables, which override the file: every key has a
+// variable named PLINTH_<SECTION>_<KEY> in upper case (PLINTH_LISTEN,
+// PLINTH_LIMITS_REQUEST_TIMEOUT, PLINTH_BACKENDS_CUSTOMERS, ...). An unknown
+// key in the file, an unknown PLINTH_ variable, or a bad value stops start-up
+// with a message that names it. docs/configuration.md lists every key; keep
+// the two in step (TestConfigDocsListEveryKey checks).
+type Config struct {
+	// Listen is the address the gateway serves on.
+	// This value defaults to "127.0.0.1:8080".
+	Listen string `toml:"listen"`
+
+	// Log configures the structured log (log/slog) on standard error.
+	Log LogConfig `toml:"log"`
+
+	// Limits bound what one request may take.
+	Limits LimitsConfig `toml:"limits"`
+
+	// Postgres is the shared PostgreSQL pool that postgres backends use.
+	Postgres PostgresConfig `toml:"postgres"`
+
+	// Backends picks a backend per domain by name, e.g. customers = "postgres".
+	// A domain not named here uses its default backend ("memory").
+	Backends map[string]string `toml:"backends"`
+
+	// Tracing configures OpenTelemetry traces, off by default.
+	Tracing TracingConfig `toml:"tracing"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	// Level is one of debug, info, warn, error. This value defaults to "info".
+	Level string `toml:"level"`
+	// Format is "json" or "text". This value defaults to "json".
+	Format string `toml:"format"`
+}
+
+// LimitsConfig bounds requests.
+type LimitsConfig struct {
+	// MaxRequestBytes is the largest request body accepted; a larger one is
+	// refused with ResourceExhausted. This value defaults to 1048576 (1 MiB).
+	MaxRequestBytes int64 `toml:"max_request_bytes"`
+	// RequestTimeout is the longest one call may run; a client may ask for
+	// less with its own deadline. This value defaults to 30s.
+	RequestTimeout Duration `toml:"request_timeout"`
+	// ReadHeaderTimeout bounds how long a client may take to send its
+	// request headers. This value defaults to 10s.
+	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
+	// ShutdownTimeout is how long a graceful shutdown waits for in-flight
+	// calls before closing their connections. This value defaults to 30s.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+}
+
+// PostgresConfig configures the PostgreSQL pool.
+type PostgresConfig struct {
+	// URL is a PostgreSQL connection URL. It is required when any domain
+	// uses a postgres backend. This value defaults to "".
+	URL string `toml:"url"`
+	// MaxConns is the most connections the pool opens. This value defaults
+	// to 10.
+	MaxConns int `toml:"max_conns"`
+	// MigrateOnStart applies pending schema migrations of the domains on
+	// postgres before serving. This value defaults to false: production runs
+	// `plinth migrate` as its own step.
+	MigrateOnStart bool `toml:"migrate_on_start"`
+}
+
+// TracingConfig configures OpenTelemetry tracing.
+type TracingConfig struct {
+	// Exporter is "none", "stdout" (spans as JSON on standard output, for
+	// debugging) or "otlp" (OTLP over HTTP to Endpoint). This value defaults
+	// to "none".
+	Exporter string `toml:"exporter"`
+	// Endpoint is the OTLP/HTTP collector's URL, e.g.
+	// "http://127.0.0.1:4318". Required with the otlp exporter.
+	Endpoint string `toml:"endpoint"`
+	// SampleRatio is the fraction of traces recorded, from 0 to 1. This
+	// value defaults to 1.
+	SampleRatio float64 `toml:"sample_ratio"`
+}
+
+// Duration is a time.Duration written as in Go ("30s", "1m30s").
+type Duration time.Duration
+
+// UnmarshalText parses a duration such as "30s".
+func (d *Duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil {
+		return fmt.Errorf("want a duration such as \"30s\" or \"1m\", got %q", text)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration as time.Duration.String does.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Std returns the duration as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// DefaultConfig returns the configuration used where the file and the
+// environment say nothing.
+func DefaultConfig() Config {
+	return Config{
+		Listen: "127.0.0.1:8080",
+		Log:    LogConfig{Level: "info", Format: "json"},
+		Limits: LimitsConfig{
+			MaxRequestBytes:   1 << 20,
+			RequestTimeout:    Duration(30 * time.Second),
+			ReadHeaderTimeout: Duration(10 * time.Second),
+			ShutdownTimeout:   Duration(30 * time.Second),
+		},
+		Postgres: PostgresConfig{MaxConns: 10},
+		Backends: map[string]string{},
+		Tracing:  TracingConfig{Exporter: "none", SampleRatio: 1},
+	}
+}
+
+// envPrefix starts every environment variable the gateway reads.
+const envPrefix = "PLINTH_"
+
+// LoadConfig returns the defaults, overridden by the TOML file at path (if
+// path is not empty), overridden by PLINTH_ variables in environ (as
+// os.Environ returns them), and checks the result.
+func LoadConfig(path string, environ []string) (Config, error) {
+	cfg := DefaultConfig()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("config: %w", err)
+		}
+		md, err := toml.NewDecoder(bytes.NewReader(raw)).Decode(&cfg)
+		if err != nil {
+			return Config{}, fmt.Errorf("config file %s: %w", path, err)
+		}
+		if undecoded := md.Undecoded(); len(undecoded) > 0 {
+			keys := make([]string, len(undecoded))
+			for i, k := range undecoded {
+				keys[i] = k.String()
+			}
+			return Config{}, fmt.Errorf("config file %s: unknown key %s (see docs/configuration.md for the keys)", path, strings.Join(keys, ", "))
+		}
+	}
+	if err := applyEnv(&cfg, environ); err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// envKeys returns every environment variable that sets a key of Config,
+// mapped to a setter. Backends are handled apart: any PLINTH_BACKENDS_<X>.
+func envKeys(cfg *Config) map[string]reflect.Value {
+	keys := map[string]reflect.Value{}
+	var walk func(prefix string, v reflect.Value)
+	walk = func(prefix string, v reflect.Value) {
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name := strings.ToUpper(f.Tag.Get("toml"))
+			fv := v.Field(i)
+			switch {
+			case f.Type.Kind() == reflect.Map:
+				continue
+			case f.Type.Kind() == reflect.Struct:
+				walk(prefix+name+"_", fv)
+			default:
+				keys[prefix+name] = fv
+			}
+		}
+	}
+	walk(envPrefix, reflect.ValueOf(cfg).Elem())
+	return keys
+}
+
+// EnvVars returns the names of the environment variables the gateway reads,
+// sorted; PLINTH_BACKENDS_<DOMAIN> stands for one per domain.
+func EnvVars() []string {
+	cfg := DefaultConfig()
+	var names []string
+	for name := range envKeys(&cfg) {
+		names = append(names, name)
+	}
+	names = append(names, envPrefix+"BACKENDS_<DOMAIN>")
+	slices.Sort(names)
+	return names
+}
+
+func applyEnv(cfg *Config, environ []string) error {
+	keys := envKeys(cfg)
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, envPrefix) || strings.HasPrefix(name, envPrefix+"TEST_") {
+			// PLINTH_TEST_* belong to the test harnesses, not the gateway.
+			continue
+		}
+		if domain, ok := strings.CutPrefix(name, envPrefix+"BACKENDS_"); ok && domain != "" {
+			if cfg.Backends == nil {
+				cfg.Backends = map[string]string{}
+			}
+			cfg.Backends[strings.ToLower(domain)] = value
+			continue
+		}
+		field, ok := keys[name]
+		if !ok {
+			return fmt.Errorf("environment: unknown variable %s (known: %s)", name, strings.Join(EnvVars(), ", "))
+		}
+		if err := setFromString(field, value); err != nil {
+			return fmt.Errorf("environment: %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func setFromString(field reflect.Value, value string) error {
+	if u, ok := field.Addr().Interface().(interface{ UnmarshalText([]byte) error }); ok {
+		return u.UnmarshalText([]byte(value))
+	}
+	switch field.Kind() {
+	case reflect.String:
+		field.SetString(value)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(value, 10, 64)
+		if err != nil {
+			return fmt.Errorf("want an integer, got %q", value)
+		}
+		field.SetInt(n)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(value)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", value)
+		}
+		field.SetBool(b)
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			return fmt.Errorf("want a number, got %q", value)
+		}
+		field.SetFloat(f)
+	default:
+		return fmt.Errorf("unsupported type %s", field.Type())
+	}
+	return nil
+}
+
+// Validate checks every value and names the first bad one. Backend names are
+// checked against the registry when the gateway starts.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "want host:port such as 127.0.0.1:8080, got %q", c.Listen)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		bad("listen", "port must be a number from 0 to 65535, got %q", port)
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		bad("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
+	}
+	if !slices.Contains([]string{"json", "text"}, c.Log.Format) {
+		bad("log.format", "want json or text, got %q", c.Log.Format)
+	}
+	if c.Limits.MaxRequestBytes < 1024 || c.Limits.MaxRequestBytes > 64<<20 {
+		bad("limits.max_request_bytes", "want 1024 to 67108864 (64 MiB), got %d", c.Limits.MaxRequestBytes)
+	}
+	for key, d := range map[string]Duration{
+		"limits.request_timeout":     c.Limits.RequestTimeout,
+		"limits.read_header_timeout": c.Limits.ReadHeaderTimeout,
+		"limits.shutdown_timeout":    c.Limits.ShutdownTimeout,
+	} {
+		if d <= 0 {
+			bad(key, "must be positive, got %s", d.Std())
+		}
+	}
+	if c.Postgres.URL != "" {
+		if u, err := url.Parse(c.Postgres.URL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			// The URL may hold a password: never repeat it.
+			bad("postgres.url", "want a URL such as postgres://user@host:5432/db")
+		}
+	}
+	if c.Postgres.MaxConns < 1 || c.Postgres.MaxConns > 1000 {
+		bad("postgres.max_conns", "want 1 to 1000, got %d", c.Postgres.MaxConns)
+	}
+	switch c.Tracing.Exporter {
+	case "none", "stdout":
+	case "otlp":
+		if u, err := url.Parse(c.Tracing.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("tracing.endpoint", "the otlp exporter needs an http(s) URL such as http://127.0.0.1:4318, got %q", c.Tracing.Endpoint)
+		}
+	default:
+		bad("tracing.exporter", "want none, stdout or otlp, got %q", c.Tracing.Exporter)
+	}
+	if c.Tracing.SampleRatio < 0 || c.Tracing.SampleRatio > 1 {
+		bad("tracing.sample_ratio", "want 0 to 1, got %g", c.Tracing.SampleRatio)
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
+}

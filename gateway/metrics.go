@@ -1,0 +1,41 @@
+package gateway
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the gateway's Prometheus metrics, served at /metrics. Labels
+// hold procedures and codes only, never a request's data.
+type metrics struct {
+	registry *prometheus.Registry
+	calls    *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "plinth",
+			Name:      "capability_calls_total",
+			Help:      "Capability calls, by capability (Connect procedure) and outcome code.",
+		}, []string{"capability", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "plinth",
+			Name:      "capability_duration_seconds",
+			Help:      "Time to answer a capability call, by capability.",
+			Buckets:   []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"capability"}),
+	}
+	m.registry.MustRegister(m.calls, m.latency,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) observe(capability, code string, elapsed time.Duration) {
+	m.calls.WithLabelValues(capability, code).Inc()
+	m.latency.WithLabelValues(capability).Observe(elapsed.Seconds())
+}

@@ -1,0 +1,336 @@
+// Package gateway serves Plinth's capabilities: one port, the Connect
+// protocol (JSON and binary), gRPC and gRPC-Web, over HTTP/1.1 and h2c.
+//
+// New reads the capability options of every registered domain, opens the
+// backend the configuration picks for each, and mounts the domains' handlers
+// behind the interceptors drawn in interceptor.go. Around them sit the
+// operator's endpoints: /healthz (alive), /readyz (backends reachable),
+// /metrics (Prometheus), grpc.health.v1 and server reflection.
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"buf.build/go/protovalidate"
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"plinth.dev/plinth/capabilities/registry"
+	"plinth.dev/plinth/internal/migrate"
+)
+
+// Server is a configured gateway, ready to serve.
+type Server struct {
+	cfg          Config
+	log          *slog.Logger
+	handler      http.Handler
+	capabilities []Capability
+	domains      []*mountedDomain
+	pool         *pgxpool.Pool
+	stopTracing  func(context.Context) error
+	shuttingDown atomic.Bool
+}
+
+// mountedDomain is a domain with the store of its chosen backend.
+type mountedDomain struct {
+	domain  registry.Domain
+	backend registry.Backend
+	store   any
+}
+
+// New configures a gateway: it checks every capability's contract options,
+// opens the chosen backends (connecting to PostgreSQL if one needs it, and
+// applying migrations if configured to), and builds the handler. Any problem
+// stops it with an error that names what to fix. Close releases what New
+// opened.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err error) {
+	s := &Server{cfg: cfg, log: log, stopTracing: func(context.Context) error { return nil }}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+
+	domains := registry.Domains()
+	known := map[string]bool{}
+	for _, d := range domains {
+		known[d.Name] = true
+	}
+	var unknownDomains []string
+	for name := range cfg.Backends {
+		if !known[name] {
+			unknownDomains = append(unknownDomains, name)
+		}
+	}
+	if len(unknownDomains) > 0 {
+		slices.Sort(unknownDomains)
+		var names []string
+		for _, d := range domains {
+			names = append(names, d.Name)
+		}
+		return nil, fmt.Errorf("config: backends: unknown domain %v (known domains: %v)", unknownDomains, names)
+	}
+
+	var capErrs []error
+	for _, d := range domains {
+		caps, err := capabilitiesOf(d.Name, d.Service)
+		capErrs = append(capErrs, err)
+		s.capabilities = append(s.capabilities, caps...)
+	}
+	if err := errors.Join(capErrs...); err != nil {
+		return nil, fmt.Errorf("contracts: %w", err)
+	}
+
+	env := registry.Env{Logger: log, Postgres: s.postgresPool}
+	for _, d := range domains {
+		name := cfg.Backends[d.Name]
+		if name == "" {
+			name = d.DefaultBackend
+		}
+		b, err := registry.LookupBackend(d.Name, name)
+		if err != nil {
+			return nil, fmt.Errorf("config: backends.%s: %w", d.Name, err)
+		}
+		if b.Migrations != nil && cfg.Postgres.MigrateOnStart {
+			pool, err := s.postgresPool(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("backend %s: %w", b.ID(), err)
+			}
+			if _, err := migrate.Up(ctx, pool, d.Name, b.Migrations, log); err != nil {
+				return nil, err
+			}
+		}
+		store, err := b.Open(ctx, env)
+		if err != nil {
+			return nil, fmt.Errorf("backend %s: %w", b.ID(), err)
+		}
+		s.domains = append(s.domains, &mountedDomain{domain: d, backend: b, store: store})
+		log.Info("domain ready", "domain", d.Name, "backend", b.Name)
+	}
+
+	tracing, stopTracing, err := newTracing(ctx, cfg.Tracing)
+	if err != nil {
+		return nil, err
+	}
+	s.stopTracing = stopTracing
+	s.handler, err = s.buildHandler(tracing)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// postgresPool returns the shared pool, connecting on first use.
+func (s *Server) postgresPool(ctx context.Context) (*pgxpool.Pool, error) {
+	if s.pool != nil {
+		return s.pool, nil
+	}
+	if s.cfg.Postgres.URL == "" {
+		return nil, errors.New("a postgres backend needs a database: set postgres.url in the config file or PLINTH_POSTGRES_URL")
+	}
+	pc, err := pgxpool.ParseConfig(s.cfg.Postgres.URL)
+	if err != nil {
+		// pgx's parse errors blank out passwords.
+		return nil, fmt.Errorf("postgres.url: %w", err)
+	}
+	pc.MaxConns = int32(s.cfg.Postgres.MaxConns)
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: cannot reach %s:%d/%s: %w", pc.ConnConfig.Host, pc.ConnConfig.Port, pc.ConnConfig.Database, err)
+	}
+	s.pool = pool
+	return pool, nil
+}
+
+// Capabilities returns every capability the gateway serves, by domain and
+// contract order.
+func (s *Server) Capabilities() []Capability { return slices.Clone(s.capabilities) }
+
+// Handler returns the gateway's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) buildHandler(tracing connect.Interceptor) (http.Handler, error) {
+	validate, err := protovalidate.New()
+	if err != nil {
+		return nil, fmt.Errorf("validation: %w", err)
+	}
+	var outer []connect.Interceptor
+	if tracing != nil {
+		outer = append(outer, tracing)
+	}
+	m := newMetrics()
+	outer = append(outer, &observer{log: s.log, metrics: m})
+	// The order of these options is the order of the onion in interceptor.go.
+	opts := []connect.HandlerOption{
+		connect.WithInterceptors(outer...),
+		connect.WithRecover(recoverPanic(s.log)),
+		connect.WithInterceptors(&validator{v: validate, log: s.log}),
+		connect.WithReadMaxBytes(int(s.cfg.Limits.MaxRequestBytes)),
+	}
+
+	mux := http.NewServeMux()
+	services := make([]string, 0, len(s.domains))
+	for _, d := range s.domains {
+		path, h, err := d.domain.Mount(d.store, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("domain %s: %w", d.domain.Name, err)
+		}
+		mux.Handle(path, h)
+		services = append(services, string(d.domain.Service.FullName()))
+	}
+
+	mux.Handle(grpchealth.NewHandler(&healthChecker{server: s}))
+	reflector := grpcreflect.NewStaticReflector(append(services, grpchealth.HealthV1ServiceName)...)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", s.serveReadyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+
+	return withRequestID(s.withLimits(mux)), nil
+}
+
+// withLimits bounds every request's body and time.
+func (s *Server) withLimits(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Limits.RequestTimeout.Std())
+		defer cancel()
+		// Connect refuses an oversized message with ResourceExhausted before
+		// this trips; the reader guards every other path, and compressed
+		// bodies, too.
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.Limits.MaxRequestBytes+1024)
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// readiness pings every backend that can be pinged, at once, and returns the
+// domains that failed, with why (for the log only).
+func (s *Server) readiness(ctx context.Context, onlyDomain string) map[string]error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		failures = map[string]error{}
+	)
+	for _, d := range s.domains {
+		if onlyDomain != "" && d.domain.Name != onlyDomain {
+			continue
+		}
+		p, ok := d.store.(registry.Pinger)
+		if !ok {
+			continue
+		}
+		wg.Go(func() {
+			if err := p.Ping(ctx); err != nil {
+				mu.Lock()
+				failures[d.domain.Name] = err
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return failures
+}
+
+func (s *Server) serveReadyz(w http.ResponseWriter, r *http.Request) {
+	type report struct {
+		Ready       bool     `json:"ready"`
+		Unreachable []string `json:"unreachable,omitempty"`
+		Reason      string   `json:"reason,omitempty"`
+	}
+	rep := report{Ready: true}
+	if s.shuttingDown.Load() {
+		rep = report{Reason: "shutting down"}
+	} else if failures := s.readiness(r.Context(), ""); len(failures) > 0 {
+		rep.Ready = false
+		for name, err := range failures {
+			rep.Unreachable = append(rep.Unreachable, name)
+			s.log.WarnContext(r.Context(), "backend not ready", "domain", name, "error", err.Error())
+		}
+		slices.Sort(rep.Unreachable)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if !rep.Ready {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	json.NewEncoder(w).Encode(rep)
+}
+
+// Serve serves on ln until ctx is done, then shuts down gracefully: it stops
+// accepting connections, reports not ready, lets in-flight calls finish
+// (for at most limits.shutdown_timeout) and returns. It does not Close.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // h2c, for gRPC without TLS
+	srv := &http.Server{
+		Handler:           s.handler,
+		Protocols:         protocols,
+		ReadHeaderTimeout: s.cfg.Limits.ReadHeaderTimeout.Std(),
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.shuttingDown.Store(true)
+	s.log.Info("shutting down: finishing in-flight calls", "timeout", s.cfg.Limits.ShutdownTimeout.Std().String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.Limits.ShutdownTimeout.Std())
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+		return fmt.Errorf("shutdown: in-flight calls did not finish in %s: %w", s.cfg.Limits.ShutdownTimeout.Std(), err)
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	s.log.Info("shut down cleanly")
+	return nil
+}
+
+// Close releases the backends, the PostgreSQL pool and the tracer.
+func (s *Server) Close() error {
+	var errs []error
+	for _, d := range s.domains {
+		if c, ok := d.store.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	if s.pool != nil {
+		s.pool.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	errs = append(errs, s.stopTracing(ctx))
+	return errors.Join(errs...)
+}

@@ -1,0 +1,43 @@
+package sensitive_test
+
+import (
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"plinth.dev/plinth/internal/sensitive"
+	customersv1 "plinth.dev/plinth/sdk/go/gen/plinth/customers/v1"
+)
+
+func TestRedactRemovesEverySensitiveValue(t *testing.T) {
+	secrets := []string{"Ada Lovelace", "ada@example.com", "+14155550100", "1815-12-10", "12 St James's Sq", "London", "123-45-6789"}
+	msg := &customersv1.ListCustomersResponse{Customers: []*customersv1.Customer{{
+		Id:          "cus_01JD5Q0000000000000000000",
+		State:       customersv1.CustomerState_CUSTOMER_STATE_PENDING,
+		Name:        secrets[0],
+		Email:       secrets[1],
+		Phone:       secrets[2],
+		DateOfBirth: secrets[3],
+		Address:     &customersv1.Address{Line1: secrets[4], City: secrets[5], CountryCode: "GB"},
+		TaxId:       secrets[6],
+	}}}
+	original := proto.Clone(msg)
+
+	out, err := protojson.Marshal(sensitive.Redact(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range secrets {
+		if strings.Contains(string(out), s) {
+			t.Errorf("redacted message still holds a sensitive value: %s", out)
+		}
+	}
+	if !strings.Contains(string(out), "cus_01JD5Q0000000000000000000") || !strings.Contains(string(out), `"[PII]"`) {
+		t.Errorf("redacted message lost its non-sensitive fields or placeholders: %s", out)
+	}
+	if !proto.Equal(msg, original) {
+		t.Error("Redact changed its argument")
+	}
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every test Plinth has, on a fresh machine too: it installs what the
+# tests need (PostgreSQL server binaries, the pinned code-generation tools),
+# checks the contracts and the generated code, formatting and vet, then runs
+# the Go tests of both modules with the race detector, PostgreSQL and e2e
+# included. Tests that need PostgreSQL fail here rather than skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "PostgreSQL server binaries"
+if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "PostgreSQL server binaries (initdb, pg_ctl) are missing: install the postgresql package" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+echo "initdb: $(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb | head -1)" >&2
+
+step "tools"
+bash scripts/install-tools.sh
+
+step "contracts: lint, breaking changes, generated code"
+bash scripts/check-contracts.sh
+
+step "gofmt and go vet"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [[ -n $unformatted ]]; then
+  echo "gofmt would change:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+go vet ./...
+(cd sdk/go && go vet ./...)
+
+step "the Go SDK depends on neither pgx nor Vault"
+if (cd sdk/go && go list -deps ./...) | grep -E 'jackc/pgx|hashicorp/vault'; then
+  echo "sdk/go must not depend on pgx or Vault" >&2
+  exit 1
+fi
+
+step "go test (race detector; PostgreSQL and e2e included)"
+export PLINTH_TEST_REQUIRE_POSTGRES=1
+go test -race -count=1 ./...
+(cd sdk/go && go test -count=1 ./...)
