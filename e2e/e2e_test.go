@@ -312,8 +312,8 @@ func TestCustomersOnPostgres(t *testing.T) {
 		t.Errorf("readyz: %v, %v", res, err)
 	}
 
-	// Reflection: buf curl lists and calls capabilities.
-	bufCurl(t, g.base, ada.GetId())
+	// Reflection: buf curl and grpcurl list and call capabilities.
+	reflectionClients(t, g.base, ada.GetId())
 
 	// Nothing sensitive in the gateway's log.
 	for _, secret := range []string{"Ada Lovelace", "Ada@Example.com", "123-45-6789", "+14155550100", "Grace Hopper", "grace@example.com"} {
@@ -384,21 +384,29 @@ func postJSON(t *testing.T, url, body string) (int, string) {
 	return res.StatusCode, string(b)
 }
 
-// bufCurl lists the capabilities and calls one with buf curl, through the
-// gateway's server reflection.
-func bufCurl(t *testing.T, base, customerID string) {
+// tool returns the path of a tool installed by scripts/install-tools.sh, or
+// skips (fails under the test command) when it is missing.
+func tool(t *testing.T, name string) string {
 	t.Helper()
-	buf, err := filepath.Abs("../.bin/buf")
+	path, err := filepath.Abs("../.bin/" + name)
 	if err == nil {
-		_, err = os.Stat(buf)
+		_, err = os.Stat(path)
 	}
 	if err != nil {
 		if os.Getenv("PLINTH_TEST_REQUIRE_POSTGRES") != "" || os.Getenv("CI") != "" {
-			t.Fatalf("buf is not installed at .bin/buf: run scripts/install-tools.sh")
+			t.Fatalf("%s is not installed in .bin/: run scripts/install-tools.sh", name)
 		}
-		t.Log("skipping buf curl: .bin/buf is not installed (scripts/install-tools.sh)")
-		return
+		t.Skipf("%s is not installed in .bin/: run scripts/install-tools.sh", name)
 	}
+	return path
+}
+
+// reflectionClients lists the capabilities and calls one with buf curl and
+// with grpcurl, which know nothing of Plinth but what server reflection
+// tells them.
+func reflectionClients(t *testing.T, base, customerID string) {
+	t.Helper()
+	buf := tool(t, "buf")
 	out, err := exec.Command(buf, "curl", "--http2-prior-knowledge", "--list-methods", base).CombinedOutput()
 	if err != nil {
 		t.Fatalf("buf curl --list-methods: %v\n%s", err, out)
@@ -413,5 +421,22 @@ func bufCurl(t *testing.T, base, customerID string) {
 		base+"/plinth.customers.v1.CustomerService/GetCustomer").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), customerID) {
 		t.Errorf("buf curl GetCustomer over gRPC: %v\n%s", err, out)
+	}
+
+	grpcurl := tool(t, "grpcurl")
+	host := strings.TrimPrefix(base, "http://")
+	out, err = exec.Command(grpcurl, "-plaintext", host, "list").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "plinth.customers.v1.CustomerService") {
+		t.Errorf("grpcurl list: %v\n%s", err, out)
+	}
+	out, err = exec.Command(grpcurl, "-plaintext", "-d", `{"customer_id": "`+customerID+`"}`,
+		host, "plinth.customers.v1.CustomerService/GetCustomer").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), customerID) {
+		t.Errorf("grpcurl GetCustomer: %v\n%s", err, out)
+	}
+	out, err = exec.Command(grpcurl, "-plaintext", "-d", `{"customer_id": "nope"}`,
+		host, "plinth.customers.v1.CustomerService/GetCustomer").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "InvalidArgument") {
+		t.Errorf("grpcurl GetCustomer with a bad id should fail validation: %v\n%s", err, out)
 	}
 }

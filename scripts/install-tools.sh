@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the pinned code-generation tools into .bin/ (once per version: a
+# Installs the pinned tools (code generation, grpcurl for the e2e tests) into .bin/ (once per version: a
 # tool already there at the right version is kept).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,3 +17,4 @@ install() { # name module@version
 install buf github.com/bufbuild/buf/cmd/buf@"$BUF_VERSION"
 install protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go@"$PROTOC_GEN_GO_VERSION"
 install protoc-gen-connect-go connectrpc.com/connect/cmd/protoc-gen-connect-go@"$PROTOC_GEN_CONNECT_GO_VERSION"
+install grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl@"$GRPCURL_VERSION"

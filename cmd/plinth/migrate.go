@@ -110,7 +110,11 @@ func (c *migrateStatusCmd) Run() error {
 			return err
 		}
 		for _, s := range statuses {
-			fmt.Fprintf(w, "%s\t%d\t%s\t%s\n", t.domain, s.Version, s.Name, s.AppliedText())
+			applied := "pending"
+			if !s.Pending() {
+				applied = s.AppliedAt.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\n", t.domain, s.Version, s.Name, applied)
 		}
 	}
 	return w.Flush()
