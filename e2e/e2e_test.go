@@ -166,6 +166,13 @@ func TestCustomersOnPostgres(t *testing.T) {
 	}
 	ctx := context.Background()
 
+	// The gateway refuses to serve from a schema that lacks migrations.
+	cmd := exec.Command(binary, "serve")
+	cmd.Env = append(os.Environ(), append([]string{"PLINTH_LISTEN=127.0.0.1:0"}, env...)...)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "plinth migrate up") {
+		t.Fatalf("plinth serve on an unmigrated database: %v\n%s", err, out)
+	}
+
 	// Migrations are applied by `plinth migrate`, never by hand.
 	if out := plinth(t, env, "migrate", "up"); !strings.Contains(out, "customers: 1 migration(s) applied") {
 		t.Fatalf("migrate up said:\n%s", out)

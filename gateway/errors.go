@@ -38,8 +38,10 @@ const errorDomain = "plinth.dev"
 // The cause of an Unavailable or Internal error is logged, never sent.
 func toConnectError(ctx context.Context, log *slog.Logger, err error) *connect.Error {
 	requestID := RequestID(ctx)
-	var ce *connect.Error
-	if errors.As(err, &ce) {
+	// Only the gateway's own errors pass as they are: a *connect.Error
+	// wrapped deeper came from somewhere else (a downstream client, say),
+	// and its message and details are not ours to send.
+	if ce, ok := err.(*connect.Error); ok {
 		return ce
 	}
 	switch {

@@ -46,8 +46,7 @@ func (o *observer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		procedure := req.Spec().Procedure
 		if o.log.Enabled(ctx, slog.LevelDebug) {
 			if msg, ok := req.Any().(proto.Message); ok {
-				o.log.DebugContext(ctx, "request", "request_id", RequestID(ctx),
-					"capability", procedure, "message", redactedJSON(msg))
+				o.log.DebugContext(ctx, "request", "capability", procedure, "message", redactedJSON(msg))
 			}
 		}
 		res, err := next(ctx, req)
@@ -76,6 +75,7 @@ func (o *observer) WrapStreamingHandler(next connect.StreamingHandlerFunc) conne
 }
 
 func (o *observer) record(ctx context.Context, procedure, protocol string, start time.Time, err error) {
+	markObserved(ctx)
 	elapsed := time.Since(start)
 	code := "ok"
 	level := slog.LevelInfo
@@ -91,7 +91,6 @@ func (o *observer) record(ctx context.Context, procedure, protocol string, start
 	// error message is safe: domain messages never repeat sensitive values,
 	// and an Internal error's message holds only the request id.
 	attrs := []slog.Attr{
-		slog.String("request_id", RequestID(ctx)),
 		slog.String("capability", procedure),
 		slog.String("protocol", protocol),
 		slog.String("code", code),
@@ -110,8 +109,7 @@ func (o *observer) record(ctx context.Context, procedure, protocol string, start
 // stack under the request id and sending the caller nothing of it.
 func recoverPanic(log *slog.Logger) func(context.Context, connect.Spec, http.Header, any) error {
 	return func(ctx context.Context, spec connect.Spec, _ http.Header, p any) error {
-		log.ErrorContext(ctx, "capability panicked", "request_id", RequestID(ctx),
-			"capability", spec.Procedure, "panic", panicText(p), "stack", string(debug.Stack()))
+		log.ErrorContext(ctx, "capability panicked", "capability", spec.Procedure, "panic", panicText(p), "stack", string(debug.Stack()))
 		return internalError(RequestID(ctx))
 	}
 }
@@ -184,7 +182,7 @@ func (v *validator) check(ctx context.Context, m any) error {
 	if !errors.As(err, &verr) {
 		// The contract's rules could not be compiled or evaluated: a defect
 		// in the contract, not the caller's fault.
-		v.log.ErrorContext(ctx, "validation rules failed", "request_id", RequestID(ctx), "error", err.Error())
+		v.log.ErrorContext(ctx, "validation rules failed", "error", err.Error())
 		return internalError(RequestID(ctx))
 	}
 	lines := make([]string, len(verr.Violations))

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +59,7 @@ type mountedDomain struct {
 // stops it with an error that names what to fix. Close releases what New
 // opened.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err error) {
+	log = withRequestIDs(log)
 	s := &Server{cfg: cfg, log: log, stopTracing: func(context.Context) error { return nil }}
 	defer func() {
 		if err != nil {
@@ -105,12 +107,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		if err != nil {
 			return nil, fmt.Errorf("config: backends.%s: %w", d.Name, err)
 		}
-		if b.Migrations != nil && cfg.Postgres.MigrateOnStart {
-			pool, err := s.postgresPool(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("backend %s: %w", b.ID(), err)
-			}
-			if _, err := migrate.Up(ctx, pool, d.Name, b.Migrations, log); err != nil {
+		if b.Migrations != nil {
+			if err := s.prepareSchema(ctx, d.Name, b); err != nil {
 				return nil, err
 			}
 		}
@@ -132,6 +130,34 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		return nil, err
 	}
 	return s, nil
+}
+
+// prepareSchema applies a backend's pending migrations when configured to,
+// and otherwise refuses to serve from a schema that lacks some: a request
+// would fail on a missing table, far from the cause.
+func (s *Server) prepareSchema(ctx context.Context, domain string, b registry.Backend) error {
+	pool, err := s.postgresPool(ctx)
+	if err != nil {
+		return fmt.Errorf("backend %s: %w", b.ID(), err)
+	}
+	if s.cfg.Postgres.MigrateOnStart {
+		_, err := migrate.Up(ctx, pool, domain, b.Migrations, s.log)
+		return err
+	}
+	statuses, err := migrate.Status(ctx, pool, domain, b.Migrations)
+	if err != nil {
+		return err
+	}
+	var pending []string
+	for _, st := range statuses {
+		if st.Pending() {
+			pending = append(pending, st.Name)
+		}
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("backend %s: the %s schema lacks migrations %v: run `plinth migrate up`, or set postgres.migrate_on_start", b.ID(), domain, pending)
+	}
+	return nil
 }
 
 // postgresPool returns the shared pool, connecting on first use.
@@ -211,19 +237,28 @@ func (s *Server) buildHandler(tracing connect.Interceptor) (http.Handler, error)
 	mux.HandleFunc("GET /readyz", s.serveReadyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
 
-	return withRequestID(s.withLimits(mux)), nil
+	procedures := map[string]bool{}
+	for _, c := range s.capabilities {
+		procedures[c.Procedure] = true
+	}
+	return withRequestID(s.withLimits(withRefusalLog(s.log, m, procedures, mux))), nil
 }
 
-// withLimits bounds every request's body and time.
+// withLimits bounds every request's body, and the time of every request but
+// the long-lived streams of server reflection and health watching, which a
+// client such as grpcurl holds open for as long as it wants.
 func (s *Server) withLimits(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Limits.RequestTimeout.Std())
-		defer cancel()
+		if !strings.HasPrefix(r.URL.Path, "/grpc.reflection.") && r.URL.Path != "/grpc.health.v1.Health/Watch" {
+			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Limits.RequestTimeout.Std())
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
 		// Connect refuses an oversized message with ResourceExhausted before
 		// this trips; the reader guards every other path, and compressed
 		// bodies, too.
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.Limits.MaxRequestBytes+1024)
-		next.ServeHTTP(w, r.WithContext(ctx))
+		next.ServeHTTP(w, r)
 	})
 }
 

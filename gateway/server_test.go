@@ -446,7 +446,7 @@ func TestRequestID(t *testing.T) {
 	for name, sent := range map[string]string{
 		"too long":    strings.Repeat("a", 200),
 		"with spaces": "has spaces in it",
-		"newline":     "abc\tdef",
+		"with a tab":  "abc\tdef",
 	} {
 		t.Run("malformed "+name+" replaced", func(t *testing.T) {
 			t.Parallel()
@@ -614,10 +614,58 @@ func TestStoreFailuresDoNotLeak(t *testing.T) {
 	for _, r := range ts.records(t) {
 		if strings.Contains(r.str("error"), brokenCause) {
 			causes++
+			if r.str("request_id") == "" {
+				t.Errorf("the cause is logged without the request id the caller was told to quote: %v", r)
+			}
 		}
 	}
 	if causes != 4 {
 		t.Errorf("the cause is logged %d times, want once per failed call (4)", causes)
+	}
+}
+
+// TestRefusedCallsAreLoggedAndCounted proves that a call connect-go refuses
+// before any interceptor (a body that does not decode) still gets its
+// access-log line and its metric, and that the log does not repeat the
+// offending value.
+func TestRefusedCallsAreLoggedAndCounted(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	req, err := http.NewRequest(http.MethodPost, ts.URL+"/plinth.customers.v1.CustomerService/SignUpCustomer",
+		strings.NewReader(`{"name": 9876543210, "email": "x@example.com"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(gateway.RequestIDHeader, "refused-1")
+	res, err := ts.h1.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("status %d, want 400", res.StatusCode)
+	}
+	// The refusal is logged once the handler returns, which may be just
+	// after the client has read the response.
+	var line logRecord
+	for deadline := time.Now().Add(5 * time.Second); line == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		line = ts.accessLog(t, "refused-1")
+	}
+	if line == nil {
+		t.Fatalf("no access-log line for a refused call; log:\n%s", ts.logs)
+	}
+	if line.str("code") != "invalid_argument" || line.str("capability") != "/plinth.customers.v1.CustomerService/SignUpCustomer" {
+		t.Errorf("access-log line %v", line)
+	}
+	if strings.Contains(ts.logs.String(), "9876543210") {
+		t.Errorf("the log repeats the refused value:\n%s", ts.logs)
+	}
+	_, body := ts.get(t, "/metrics")
+	metrics := string(body)
+	if !strings.Contains(metrics, `plinth_capability_calls_total{capability="/plinth.customers.v1.CustomerService/SignUpCustomer",code="invalid_argument"} 1`) {
+		t.Errorf("the refused call is not counted:\n%s", metrics)
 	}
 }
 
@@ -648,6 +696,12 @@ func TestLimits(t *testing.T) {
 		if res.StatusCode == http.StatusOK || eb.Code != "resource_exhausted" {
 			t.Errorf("plain JSON: a 10 KiB request: %s %s, want resource_exhausted", res.Status, body)
 		}
+		// Just over the limit, within the slack the HTTP body reader allows:
+		// the configured limit is exact.
+		_, err := ts.client().SignUpCustomer(t.Context(), connect.NewRequest(&customersv1.SignUpCustomerRequest{
+			Name: strings.Repeat("n", 4200), Email: "just.over@example.com",
+		}))
+		connectError(t, err, connect.CodeResourceExhausted)
 		if n := countCustomers(t, ts.client()); n != 0 {
 			t.Errorf("%d customers stored from oversized requests, want 0", n)
 		}

@@ -48,8 +48,10 @@ func WithClock(now func() time.Time) Option {
 	return optionFunc(func(s *Service) { s.now = now })
 }
 
-// WithEmailIndex makes the Service derive EmailKey with key. It defaults to
-// CaseInsensitiveEmailKey.
+// WithEmailIndex makes the Service derive EmailKey with key, which gets the
+// email with surrounding spaces trimmed and must map every spelling of one
+// email that should count as the same (today: any case) to one key. It
+// defaults to CaseInsensitiveEmailKey.
 func WithEmailIndex(key func(email string) string) Option {
 	return optionFunc(func(s *Service) { s.emailKey = key })
 }
@@ -91,11 +93,12 @@ func (s *Service) SignUpCustomer(ctx context.Context, req *connect.Request[custo
 		return nil, err
 	}
 	now := s.timestamp()
+	email := strings.TrimSpace(m.GetEmail())
 	c := Customer{
 		ID:        ids.New("cus"),
 		State:     StatePending,
-		Email:     strings.TrimSpace(m.GetEmail()),
-		EmailKey:  s.emailKey(m.GetEmail()),
+		Email:     email,
+		EmailKey:  s.emailKey(email),
 		Profile:   profile,
 		CreatedAt: now,
 		UpdatedAt: now,
@@ -190,7 +193,7 @@ func (s *Service) ChangeCustomerEmail(ctx context.Context, req *connect.Request[
 			return &NotEditableError{CustomerID: c.ID, State: c.State}
 		}
 		c.Email = strings.TrimSpace(m.GetNewEmail())
-		c.EmailKey = s.emailKey(m.GetNewEmail())
+		c.EmailKey = s.emailKey(c.Email)
 		c.UpdatedAt = s.timestamp()
 		return nil
 	})
@@ -202,7 +205,7 @@ func (s *Service) ChangeCustomerEmail(ctx context.Context, req *connect.Request[
 
 // FindCustomerByEmail returns the customer with an email, regardless of case.
 func (s *Service) FindCustomerByEmail(ctx context.Context, req *connect.Request[customersv1.FindCustomerByEmailRequest]) (*connect.Response[customersv1.FindCustomerByEmailResponse], error) {
-	c, err := s.store.GetByEmailKey(ctx, s.emailKey(req.Msg.GetEmail()))
+	c, err := s.store.GetByEmailKey(ctx, s.emailKey(strings.TrimSpace(req.Msg.GetEmail())))
 	if err != nil {
 		return nil, err
 	}

@@ -134,7 +134,8 @@ func logApplied(ctx context.Context, log *slog.Logger, domain string, results []
 
 // Status returns every migration of domain, in version order, and whether
 // it is applied. It changes nothing in the database: before the first Up,
-// it reports every migration pending.
+// it reports every migration pending. While another runner migrates the
+// domain, Status waits for it, so as not to report a migration half-way.
 func Status(ctx context.Context, pool *pgxpool.Pool, domain string, migrations fs.FS) ([]MigrationStatus, error) {
 	if err := checkDomain(domain); err != nil {
 		return nil, err

@@ -17,9 +17,10 @@
 // or the throwaway server outlives the test binary.
 //
 // When no server can be had (no binaries installed, say), NewDatabase skips
-// the test, except under CI (the CI environment variable is set), where it
-// fails it: a CI run that silently skipped the database tests would pass
-// while testing nothing. If PLINTH_TEST_DATABASE_URL is set but unusable
+// the test, except under CI (the CI environment variable is set) or the
+// README's test command (which sets PLINTH_TEST_REQUIRE_POSTGRES), where it
+// fails it: a run that silently skipped the database tests would pass while
+// testing nothing. If PLINTH_TEST_DATABASE_URL is set but unusable
 // the test fails too: someone asked for that server.
 //
 // NewDatabase is safe to call from parallel tests, and several test
@@ -57,6 +58,10 @@ import (
 // Only URLs (postgres:// or postgresql://) are accepted, not key=value
 // connection strings, because NewDatabase rewrites the database name.
 const EnvDatabaseURL = "PLINTH_TEST_DATABASE_URL"
+
+// EnvRequirePostgres names the environment variable that makes a missing
+// server fail tests rather than skip them, as CI does; scripts/test.sh sets it.
+const EnvRequirePostgres = "PLINTH_TEST_REQUIRE_POSTGRES"
 
 // Time limits. They are generous because CI machines are slow and shared.
 const (
@@ -103,16 +108,16 @@ func Main(m *testing.M) int {
 // test left open do not stop it) when the test and its subtests end.
 //
 // NewDatabase skips the test when no PostgreSQL server can be had, or fails
-// it if the CI environment variable is set; see the package doc.
+// it under CI or the test command; see the package doc.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
 	serverOnce.Do(func() { srv, srvErr = getServer() })
 	if srvErr != nil {
 		msg := "pgtest: no PostgreSQL server for this test: " + srvErr.Error()
-		if os.Getenv("CI") != "" || os.Getenv(EnvDatabaseURL) != "" {
+		if os.Getenv("CI") != "" || os.Getenv(EnvRequirePostgres) != "" || os.Getenv(EnvDatabaseURL) != "" {
 			t.Fatal(msg)
 		}
-		t.Skip(msg + " (set " + EnvDatabaseURL + " or install PostgreSQL; under CI this fails instead of skipping)")
+		t.Skip(msg + " (set " + EnvDatabaseURL + " or install PostgreSQL; under CI or scripts/test.sh this fails instead of skipping)")
 	}
 
 	name, err := databaseName(t.Name())

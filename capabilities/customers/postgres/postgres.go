@@ -68,8 +68,8 @@ const (
 
 // selectCustomer reads customers with their PII. The join is an outer one
 // so that a customer whose PII row is missing (which the schema cannot
-// rule out, and this package never does) is an error, not a customer that
-// silently drops out of listings.
+// rule out, though this package always writes both rows together) is an
+// error, not a customer that silently drops out of listings.
 const selectCustomer = `
 SELECT c.id, c.state, c.state_reason, c.email_lookup, c.created_at, c.updated_at,
        p.customer_id IS NOT NULL, p.name, p.email, p.phone, p.date_of_birth, p.address, p.tax_id
@@ -106,6 +106,16 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 			return &customers.EmailTakenError{}
 		}
 		if violated(err, constraintPrimaryKey) {
+			// PostgreSQL checks the primary key first; the memory backend
+			// checks the email first. Answer as it does when both clash.
+			var emailTaken bool
+			if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM `+customersTable+` WHERE email_lookup = $1)`,
+				c.EmailKey).Scan(&emailTaken); err != nil {
+				return s.fail(ctx, "create customer "+c.ID, err)
+			}
+			if emailTaken {
+				return &customers.EmailTakenError{}
+			}
 			return &domainerr.AlreadyExistsError{Resource: "customer", ID: c.ID}
 		}
 		return s.fail(ctx, "create customer "+c.ID, err)

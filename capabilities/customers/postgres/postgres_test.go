@@ -293,7 +293,13 @@ func TestCreateWithAnExistingID(t *testing.T) {
 	if !errors.As(err, &exists) || exists.ID != id1 {
 		t.Fatalf("Create with an existing id = %v, want *domainerr.AlreadyExistsError for %s", err, id1)
 	}
-	// Nothing of the refused customer was kept.
+	// When the email clashes too, the email is what Create reports, as the
+	// memory backend does.
+	err = store.Create(ctx, customer(id1, "ADA@example.com"))
+	if !errors.As(err, new(*customers.EmailTakenError)) {
+		t.Fatalf("Create with an existing id and email = %v, want *customers.EmailTakenError", err)
+	}
+	// Nothing of the refused customers was kept.
 	if _, err := store.GetByEmailKey(ctx, "grace@example.com"); !errors.As(err, new(*domainerr.NotFoundError)) {
 		t.Errorf("GetByEmailKey of the refused customer's email = %v, want NotFound", err)
 	}
