@@ -83,6 +83,13 @@ func startGateway(t *testing.T, env []string) *gatewayProcess {
 	t.Helper()
 	cmd := exec.Command(binary, "serve")
 	cmd.Env = append(os.Environ(), append([]string{"PLINTH_LISTEN=127.0.0.1:0"}, env...)...)
+	return startCommand(t, cmd)
+}
+
+// startCommand starts a prepared `plinth serve` command and waits until it
+// listens.
+func startCommand(t *testing.T, cmd *exec.Cmd) *gatewayProcess {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
