@@ -120,3 +120,20 @@ func (e *UnavailableError) Unwrap() error { return e.Err }
 
 // Kind returns KindUnavailable.
 func (e *UnavailableError) Kind() Kind { return KindUnavailable }
+
+// AbortedError says that the request lost a race with another one (a
+// serialization failure, a deadlock) and was undone; the caller may retry
+// it as it is. Err is the cause, kept for logs; it never reaches the caller.
+type AbortedError struct {
+	Err error
+}
+
+func (e *AbortedError) Error() string {
+	return "the request conflicted with another one running at the same time and was undone; retry it"
+}
+
+// Unwrap returns the cause.
+func (e *AbortedError) Unwrap() error { return e.Err }
+
+// Kind returns KindAborted.
+func (e *AbortedError) Kind() Kind { return KindAborted }
