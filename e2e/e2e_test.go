@@ -28,6 +28,7 @@ import (
 	"plinth.dev/plinth/internal/pgtest"
 	customersv1 "plinth.dev/plinth/sdk/go/gen/plinth/customers/v1"
 	"plinth.dev/plinth/sdk/go/gen/plinth/customers/v1/customersv1connect"
+	"plinth.dev/plinth/sdk/go/plinth"
 )
 
 // binary is the plinth binary built once for the whole package.
@@ -155,7 +156,7 @@ func (g *gatewayProcess) stop(t *testing.T) {
 }
 
 // plinth runs a plinth command to completion and returns its output.
-func plinth(t *testing.T, env []string, args ...string) string {
+func runPlinth(t *testing.T, env []string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -181,18 +182,18 @@ func TestCustomersOnPostgres(t *testing.T) {
 	}
 
 	// Migrations are applied by `plinth migrate`, never by hand.
-	if out := plinth(t, env, "migrate", "up"); !strings.Contains(out, "customers: 1 migration(s) applied") {
+	if out := runPlinth(t, env, "migrate", "up"); !strings.Contains(out, "customers: 1 migration(s) applied") {
 		t.Fatalf("migrate up said:\n%s", out)
 	}
-	if out := plinth(t, env, "migrate", "up"); !strings.Contains(out, "customers: 0 migration(s) applied") {
+	if out := runPlinth(t, env, "migrate", "up"); !strings.Contains(out, "customers: 0 migration(s) applied") {
 		t.Fatalf("a second migrate up should apply nothing; it said:\n%s", out)
 	}
-	if out := plinth(t, env, "migrate", "status"); !strings.Contains(out, "customers") {
+	if out := runPlinth(t, env, "migrate", "status"); !strings.Contains(out, "customers") {
 		t.Fatalf("migrate status said:\n%s", out)
 	}
 
 	g := startGateway(t, env)
-	client := customersv1connect.NewCustomerServiceClient(http.DefaultClient, g.base)
+	client := customersv1connect.NewCustomerServiceClient(http.DefaultClient, g.base, plinth.WithIdempotencyKeys())
 
 	// The lifecycle through the generated client.
 	signed, err := client.SignUpCustomer(ctx, connect.NewRequest(&customersv1.SignUpCustomerRequest{
@@ -336,13 +337,26 @@ func TestCustomersOnPostgres(t *testing.T) {
 		}
 	}
 
+	// A keyed sign-up, to retry after the restart.
+	keyed := connect.NewRequest(&customersv1.SignUpCustomerRequest{Name: "Mary Jackson", Email: "mary@example.com"})
+	keyed.Header().Set("Idempotency-Key", "e2e-restart-1")
+	first, err := client.SignUpCustomer(ctx, keyed)
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	// A graceful stop, and the data is still there after a restart.
 	g.stop(t)
 	g = startGateway(t, env)
-	client = customersv1connect.NewCustomerServiceClient(http.DefaultClient, g.base)
+	client = customersv1connect.NewCustomerServiceClient(http.DefaultClient, g.base, plinth.WithIdempotencyKeys())
 	got, err := client.GetCustomer(ctx, connect.NewRequest(&customersv1.GetCustomerRequest{CustomerId: ada.GetId()}))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The idempotency record survived the restart with the customer.
+	retried, err := client.SignUpCustomer(ctx, keyed)
+	if err != nil || retried.Msg.GetCustomer().GetId() != first.Msg.GetCustomer().GetId() || retried.Header().Get("Idempotent-Replayed") != "true" {
+		t.Errorf("a retry after the restart: %v, %v; want the first answer, replayed", retried, err)
 	}
 	if c := got.Msg.GetCustomer(); c.GetEmail() != "countess@example.com" || c.GetPhone() != "+442071234567" ||
 		c.GetState() != customersv1.CustomerState_CUSTOMER_STATE_APPROVED || c.GetDateOfBirth() != "1815-12-10" {
@@ -386,7 +400,13 @@ func violatedFields(t *testing.T, cerr *connect.Error) map[string]bool {
 
 func postJSON(t *testing.T, url, body string) (int, string) {
 	t.Helper()
-	res, err := http.Post(url, "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", plinth.NewIdempotencyKey())
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	customersv1 "plinth.dev/plinth/sdk/go/gen/plinth/customers/v1"
 	"plinth.dev/plinth/sdk/go/gen/plinth/customers/v1/customersv1connect"
+	"plinth.dev/plinth/sdk/go/plinth"
 )
 
 // TestTracingToStdout turns tracing on with the stdout exporter and checks
@@ -27,7 +28,7 @@ func TestTracingToStdout(t *testing.T) {
 	cmd.Stdout = &stdout
 	g := startCommand(t, cmd)
 
-	client := customersv1connect.NewCustomerServiceClient(http.DefaultClient, g.base)
+	client := customersv1connect.NewCustomerServiceClient(http.DefaultClient, g.base, plinth.WithIdempotencyKeys())
 	_, err := client.SignUpCustomer(context.Background(), connect.NewRequest(&customersv1.SignUpCustomerRequest{
 		Name: "Katherine Johnson", Email: "katherine@example.com",
 	}))

@@ -41,8 +41,22 @@ type Config struct {
 	// A domain not named here uses its default backend ("memory").
 	Backends map[string]string `toml:"backends"`
 
+	// Idempotency configures where idempotency keys are recorded.
+	Idempotency IdempotencyConfig `toml:"idempotency"`
+
 	// Tracing configures OpenTelemetry traces, off by default.
 	Tracing TracingConfig `toml:"tracing"`
+}
+
+// IdempotencyConfig configures the records of idempotency keys.
+type IdempotencyConfig struct {
+	// Store is "memory" or "postgres". This value defaults to "", which
+	// means postgres when any domain uses a postgres backend (so that a
+	// record commits with its effect) and memory otherwise.
+	Store string `toml:"store"`
+	// Retention is how long a key's record is kept, at least 1m. This value
+	// defaults to 24h.
+	Retention Duration `toml:"retention"`
 }
 
 // LogConfig configures logging.
@@ -128,9 +142,10 @@ func DefaultConfig() Config {
 			ReadHeaderTimeout: Duration(10 * time.Second),
 			ShutdownTimeout:   Duration(30 * time.Second),
 		},
-		Postgres: PostgresConfig{MaxConns: 10},
-		Backends: map[string]string{},
-		Tracing:  TracingConfig{Exporter: "none", SampleRatio: 1},
+		Postgres:    PostgresConfig{MaxConns: 10},
+		Backends:    map[string]string{},
+		Tracing:     TracingConfig{Exporter: "none", SampleRatio: 1},
+		Idempotency: IdempotencyConfig{Retention: Duration(24 * time.Hour)},
 	}
 }
 
@@ -301,6 +316,12 @@ func (c Config) Validate() error {
 	}
 	if c.Postgres.MaxConns < 1 || c.Postgres.MaxConns > 1000 {
 		bad("postgres.max_conns", "want 1 to 1000, got %d", c.Postgres.MaxConns)
+	}
+	if !slices.Contains([]string{"", "memory", "postgres"}, c.Idempotency.Store) {
+		bad("idempotency.store", "want memory or postgres (or nothing, to follow the backends), got %q", c.Idempotency.Store)
+	}
+	if c.Idempotency.Retention < Duration(time.Minute) {
+		bad("idempotency.retention", "must be at least 1m, got %s", c.Idempotency.Retention.Std())
 	}
 	switch c.Tracing.Exporter {
 	case "none", "stdout":

@@ -85,3 +85,36 @@ func internalError(requestID string) *connect.Error {
 	return connect.NewError(connect.CodeInternal,
 		errors.New("internal error; the operator can find it in the logs under request id "+requestID))
 }
+
+// NewErrorInterceptor returns the interceptor that turns what capabilities
+// return into the errors callers get (see toConnectError), logging causes
+// to log. The gateway puts it innermost; conformance suites that serve a
+// domain without the whole gateway use it to see the same errors.
+func NewErrorInterceptor(log *slog.Logger) connect.Interceptor {
+	return &errorMapper{log: log}
+}
+
+type errorMapper struct{ log *slog.Logger }
+
+func (m *errorMapper) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		res, err := next(ctx, req)
+		if err != nil {
+			return nil, toConnectError(ctx, m.log, err)
+		}
+		return res, nil
+	}
+}
+
+func (m *errorMapper) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (m *errorMapper) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		if err := next(ctx, conn); err != nil {
+			return toConnectError(ctx, m.log, err)
+		}
+		return nil
+	}
+}

@@ -2,22 +2,20 @@ package gateway
 
 // The interceptors around every capability call, outermost first:
 //
-//	  ┌────────────────────────────────────────────────────────────┐
-//	  │ tracing (otelconnect)              only when configured    │
-//	  │ ┌────────────────────────────────────────────────────────┐ │
-//	  │ │ observe: errors → Connect codes, access log, metrics   │ │
-//	  │ │ ┌────────────────────────────────────────────────────┐ │ │
-//	  │ │ │ recover: a panic becomes Internal                  │ │ │
-//	  │ │ │ ┌────────────────────────────────────────────────┐ │ │ │
-//	  │ │ │ │ validate: protovalidate → InvalidArgument      │ │ │ │
-//	  │ │ │ │ ┌────────────────────────────────────────────┐ │ │ │ │
-//	  │ │ │ │ │ capability (domain Service method)         │ │ │ │ │
+//	tracing (otelconnect)        only when configured
+//	 observe                     access log and metrics, one line per call
+//	  recover                    a panic becomes Internal
+//	   validate                  protovalidate → InvalidArgument
+//	    idempotency              mutating calls: key required; replay or run
+//	     map errors              domain errors → Connect codes (errors.go)
+//	      capability             the domain Service's method
 //
 // Observe is outside recover so that a panic is logged and counted like any
-// other Internal error; validate is innermost so that nothing reaches a
-// capability unvalidated. Request ids, body limits and timeouts are plain
-// HTTP middleware (server.go), so they hold for every path, not only
-// capabilities.
+// other Internal error. Validation comes before idempotency so that a
+// malformed request never claims a key. Errors are mapped innermost so that
+// idempotency records exactly the answer the caller gets. Request ids, body
+// limits and timeouts are plain HTTP middleware (server.go), so they hold
+// for every path, not only capabilities.
 
 import (
 	"context"

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -31,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"plinth.dev/plinth/capabilities/registry"
+	"plinth.dev/plinth/gateway/idempotency"
 	"plinth.dev/plinth/internal/migrate"
 )
 
@@ -42,6 +44,7 @@ type Server struct {
 	capabilities []Capability
 	domains      []*mountedDomain
 	pool         *pgxpool.Pool
+	idempotency  idempotency.Store
 	stopTracing  func(context.Context) error
 	shuttingDown atomic.Bool
 }
@@ -108,7 +111,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 			return nil, fmt.Errorf("config: backends.%s: %w", d.Name, err)
 		}
 		if b.Migrations != nil {
-			if err := s.prepareSchema(ctx, d.Name, b); err != nil {
+			if err := s.prepareSchema(ctx, d.Name, b.Migrations, "backend "+b.ID()); err != nil {
 				return nil, err
 			}
 		}
@@ -118,6 +121,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		}
 		s.domains = append(s.domains, &mountedDomain{domain: d, backend: b, store: store})
 		log.Info("domain ready", "domain", d.Name, "backend", b.Name)
+	}
+
+	if err := s.openIdempotency(ctx); err != nil {
+		return nil, err
 	}
 
 	tracing, stopTracing, err := newTracing(ctx, cfg.Tracing)
@@ -132,19 +139,50 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	return s, nil
 }
 
+// IdempotencyStoreKind returns where cfg records idempotency keys:
+// "postgres" or "memory".
+func IdempotencyStoreKind(cfg Config, backends []registry.Backend) string {
+	if cfg.Idempotency.Store != "" {
+		return cfg.Idempotency.Store
+	}
+	for _, b := range backends {
+		if b.Migrations != nil {
+			return "postgres"
+		}
+	}
+	return "memory"
+}
+
+func (s *Server) openIdempotency(ctx context.Context) error {
+	var backends []registry.Backend
+	for _, d := range s.domains {
+		backends = append(backends, d.backend)
+	}
+	switch IdempotencyStoreKind(s.cfg, backends) {
+	case "postgres":
+		if err := s.prepareSchema(ctx, idempotency.Schema, idempotency.Migrations, "idempotency records"); err != nil {
+			return err
+		}
+		s.idempotency = idempotency.NewPostgresStore(s.pool)
+	default:
+		s.idempotency = idempotency.NewMemoryStore()
+	}
+	return nil
+}
+
 // prepareSchema applies a backend's pending migrations when configured to,
 // and otherwise refuses to serve from a schema that lacks some: a request
 // would fail on a missing table, far from the cause.
-func (s *Server) prepareSchema(ctx context.Context, domain string, b registry.Backend) error {
+func (s *Server) prepareSchema(ctx context.Context, schema string, migrations fs.FS, what string) error {
 	pool, err := s.postgresPool(ctx)
 	if err != nil {
-		return fmt.Errorf("backend %s: %w", b.ID(), err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if s.cfg.Postgres.MigrateOnStart {
-		_, err := migrate.Up(ctx, pool, domain, b.Migrations, s.log)
+		_, err := migrate.Up(ctx, pool, schema, migrations, s.log)
 		return err
 	}
-	statuses, err := migrate.Status(ctx, pool, domain, b.Migrations)
+	statuses, err := migrate.Status(ctx, pool, schema, migrations)
 	if err != nil {
 		return err
 	}
@@ -155,7 +193,7 @@ func (s *Server) prepareSchema(ctx context.Context, domain string, b registry.Ba
 		}
 	}
 	if len(pending) > 0 {
-		return fmt.Errorf("backend %s: the %s schema lacks migrations %v: run `plinth migrate up`, or set postgres.migrate_on_start", b.ID(), domain, pending)
+		return fmt.Errorf("%s: the %s schema lacks migrations %v: run `plinth migrate up`, or set postgres.migrate_on_start", what, schema, pending)
 	}
 	return nil
 }
@@ -207,10 +245,21 @@ func (s *Server) buildHandler(tracing connect.Interceptor) (http.Handler, error)
 	m := newMetrics()
 	outer = append(outer, &observer{log: s.log, metrics: m})
 	// The order of these options is the order of the onion in interceptor.go.
+	mutating := map[string]bool{}
+	for _, c := range s.capabilities {
+		mutating[c.Procedure] = c.Mutates
+	}
 	opts := []connect.HandlerOption{
 		connect.WithInterceptors(outer...),
 		connect.WithRecover(recoverPanic(s.log)),
-		connect.WithInterceptors(&validator{v: validate, log: s.log}),
+		connect.WithInterceptors(
+			&validator{v: validate, log: s.log},
+			idempotency.NewInterceptor(s.idempotency, idempotency.Options{
+				Mutating: func(procedure string) bool { return mutating[procedure] },
+				Log:      s.log,
+			}),
+			NewErrorInterceptor(s.log),
+		),
 		connect.WithReadMaxBytes(int(s.cfg.Limits.MaxRequestBytes)),
 	}
 
@@ -332,6 +381,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	janitorCtx, stopJanitor := context.WithCancel(context.Background())
+	defer stopJanitor()
+	retention := s.cfg.Idempotency.Retention.Std()
+	go idempotency.RunJanitor(janitorCtx, s.idempotency, retention, min(retention/10, time.Hour), time.Now, s.log)
 
 	select {
 	case err := <-served:

@@ -26,9 +26,11 @@ import (
 	_ "plinth.dev/plinth/capabilities/customers"
 	"plinth.dev/plinth/capabilities/registry"
 	"plinth.dev/plinth/gateway"
+	"plinth.dev/plinth/gateway/idempotency"
 	"plinth.dev/plinth/internal/ids"
 	customersv1 "plinth.dev/plinth/sdk/go/gen/plinth/customers/v1"
 	"plinth.dev/plinth/sdk/go/gen/plinth/customers/v1/customersv1connect"
+	"plinth.dev/plinth/sdk/go/plinth"
 )
 
 const (
@@ -43,12 +45,12 @@ var generatedRequestID = regexp.MustCompile(`^req_[0-9A-Z]{26}$`)
 // client returns a customers client over HTTP/1.1 (Connect binary unless
 // opts say otherwise).
 func (ts *testServer) client(opts ...connect.ClientOption) customersv1connect.CustomerServiceClient {
-	return customersv1connect.NewCustomerServiceClient(ts.h1, ts.URL, opts...)
+	return customersv1connect.NewCustomerServiceClient(ts.h1, ts.URL, append([]connect.ClientOption{plinth.WithIdempotencyKeys()}, opts...)...)
 }
 
 // grpcClient returns a customers client speaking gRPC over h2c.
 func (ts *testServer) grpcClient() customersv1connect.CustomerServiceClient {
-	return customersv1connect.NewCustomerServiceClient(ts.h2c, ts.URL, connect.WithGRPC())
+	return customersv1connect.NewCustomerServiceClient(ts.h2c, ts.URL, connect.WithGRPC(), plinth.WithIdempotencyKeys())
 }
 
 func signUp(t *testing.T, c customersv1connect.CustomerServiceClient, name, email string) *customersv1.Customer {
@@ -95,6 +97,9 @@ func (ts *testServer) post(t *testing.T, path, contentType, body string, header 
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", contentType)
+	// As a careful curl user would: a fresh key for each call. Tests about
+	// keys pass their own in header.
+	req.Header.Set(idempotency.Header, plinth.NewIdempotencyKey())
 	for k, vs := range header {
 		req.Header[k] = vs
 	}

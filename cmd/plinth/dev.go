@@ -41,7 +41,10 @@ Sign up a customer:
 
   curl -sS -X POST %[1]s/plinth.customers.v1.CustomerService/SignUpCustomer \
     -H 'Content-Type: application/json' \
+    -H 'Idempotency-Key: sign-up-ada-1' \
     -d '{"name": "Ada Lovelace", "email": "ada@example.com"}'
+
+(Run it twice: the same Idempotency-Key gets the same answer, and Ada signs up once.)
 
 List every capability:  buf curl --protocol connect --http2-prior-knowledge --list-methods %[1]s
 Health: %[1]s/healthz  Readiness: %[1]s/readyz  Metrics: %[1]s/metrics

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"text/tabwriter"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"plinth.dev/plinth/capabilities/registry"
 	"plinth.dev/plinth/gateway"
+	"plinth.dev/plinth/gateway/idempotency"
 	"plinth.dev/plinth/internal/migrate"
 )
 
@@ -23,16 +25,20 @@ type migrateUpCmd struct{ configFlag }
 
 type migrateStatusCmd struct{ configFlag }
 
-// migrationTarget is a domain whose configured backend has migrations.
+// migrationTarget is a schema with its migrations: a domain whose
+// configured backend has some, or the gateway's idempotency records.
 type migrationTarget struct {
-	domain  string
-	backend registry.Backend
+	schema     string
+	migrations fs.FS
 }
 
-// targets returns the domains configured for a backend with migrations and
-// a pool to the configured database.
+// targets returns the schemas to migrate for cfg and a pool to the
+// configured database.
 func targets(ctx context.Context, cfg gateway.Config) ([]migrationTarget, *pgxpool.Pool, error) {
-	var out []migrationTarget
+	var (
+		out      []migrationTarget
+		backends []registry.Backend
+	)
 	for _, d := range registry.Domains() {
 		name := cfg.Backends[d.Name]
 		if name == "" {
@@ -42,9 +48,13 @@ func targets(ctx context.Context, cfg gateway.Config) ([]migrationTarget, *pgxpo
 		if err != nil {
 			return nil, nil, fmt.Errorf("config: backends.%s: %w", d.Name, err)
 		}
+		backends = append(backends, b)
 		if b.Migrations != nil {
-			out = append(out, migrationTarget{domain: d.Name, backend: b})
+			out = append(out, migrationTarget{schema: d.Name, migrations: b.Migrations})
 		}
+	}
+	if gateway.IdempotencyStoreKind(cfg, backends) == "postgres" {
+		out = append(out, migrationTarget{schema: idempotency.Schema, migrations: idempotency.Migrations})
 	}
 	if len(out) == 0 {
 		return nil, nil, nil
@@ -71,17 +81,17 @@ func (c *migrateUpCmd) Run() error {
 		return err
 	}
 	if len(ts) == 0 {
-		fmt.Println("No domain is configured for a backend with migrations; nothing to do.")
+		fmt.Println("Nothing is configured to live in PostgreSQL; nothing to do.")
 		return nil
 	}
 	defer pool.Close()
 	log := newLogger(cfg.Log, os.Stderr)
 	for _, t := range ts {
-		applied, err := migrate.Up(ctx, pool, t.domain, t.backend.Migrations, log)
+		applied, err := migrate.Up(ctx, pool, t.schema, t.migrations, log)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%s: %d migration(s) applied\n", t.domain, len(applied))
+		fmt.Printf("%s: %d migration(s) applied\n", t.schema, len(applied))
 	}
 	return nil
 }
@@ -98,14 +108,14 @@ func (c *migrateStatusCmd) Run() error {
 		return err
 	}
 	if len(ts) == 0 {
-		fmt.Println("No domain is configured for a backend with migrations.")
+		fmt.Println("Nothing is configured to live in PostgreSQL.")
 		return nil
 	}
 	defer pool.Close()
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "DOMAIN\tVERSION\tMIGRATION\tAPPLIED")
+	fmt.Fprintln(w, "SCHEMA\tVERSION\tMIGRATION\tAPPLIED")
 	for _, t := range ts {
-		statuses, err := migrate.Status(ctx, pool, t.domain, t.backend.Migrations)
+		statuses, err := migrate.Status(ctx, pool, t.schema, t.migrations)
 		if err != nil {
 			return err
 		}
@@ -114,7 +124,7 @@ func (c *migrateStatusCmd) Run() error {
 			if !s.Pending() {
 				applied = s.AppliedAt.UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintf(w, "%s\t%d\t%s\t%s\n", t.domain, s.Version, s.Name, applied)
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\n", t.schema, s.Version, s.Name, applied)
 		}
 	}
 	return w.Flush()

@@ -23,9 +23,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,6 +32,7 @@ import (
 	"plinth.dev/plinth/capabilities/customers"
 	"plinth.dev/plinth/capabilities/domainerr"
 	"plinth.dev/plinth/capabilities/registry"
+	"plinth.dev/plinth/internal/pgtx"
 )
 
 // Store keeps customers in PostgreSQL. It is safe for concurrent use.
@@ -83,12 +81,7 @@ func (s *Store) Create(ctx context.Context, c customers.Customer) error {
 	if err != nil {
 		return err
 	}
-	conn, err := s.acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+	err = pgtx.Run(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `
 INSERT INTO `+customersTable+` (id, state, state_reason, email_lookup, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6)`,
@@ -109,7 +102,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 			// PostgreSQL checks the primary key first; the memory backend
 			// checks the email first. Answer as it does when both clash.
 			var emailTaken bool
-			if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM `+customersTable+` WHERE email_lookup = $1)`,
+			if err := pgtx.QuerierFor(ctx, s.pool).QueryRow(ctx, `SELECT EXISTS (SELECT FROM `+customersTable+` WHERE email_lookup = $1)`,
 				c.EmailKey).Scan(&emailTaken); err != nil {
 				return s.fail(ctx, "create customer "+c.ID, err)
 			}
@@ -125,12 +118,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 
 // Get returns the customer with the id.
 func (s *Store) Get(ctx context.Context, id string) (customers.Customer, error) {
-	conn, err := s.acquire(ctx)
-	if err != nil {
-		return customers.Customer{}, err
-	}
-	defer conn.Release()
-	c, err := s.scan(conn.QueryRow(ctx, selectCustomer+` WHERE c.id = $1`, id))
+	c, err := s.scan(pgtx.QuerierFor(ctx, s.pool).QueryRow(ctx, selectCustomer+` WHERE c.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return customers.Customer{}, customers.NotFound(id)
 	}
@@ -142,12 +130,7 @@ func (s *Store) Get(ctx context.Context, id string) (customers.Customer, error) 
 
 // GetByEmailKey returns the customer whose EmailKey is key.
 func (s *Store) GetByEmailKey(ctx context.Context, key string) (customers.Customer, error) {
-	conn, err := s.acquire(ctx)
-	if err != nil {
-		return customers.Customer{}, err
-	}
-	defer conn.Release()
-	c, err := s.scan(conn.QueryRow(ctx, selectCustomer+` WHERE c.email_lookup = $1`, key))
+	c, err := s.scan(pgtx.QuerierFor(ctx, s.pool).QueryRow(ctx, selectCustomer+` WHERE c.email_lookup = $1`, key))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return customers.Customer{}, &domainerr.NotFoundError{Resource: "customer with this email"}
 	}
@@ -170,12 +153,7 @@ func (s *Store) List(ctx context.Context, q customers.ListQuery) ([]customers.Cu
 		query, args = selectCustomer+` WHERE c.id > $1 AND c.state = $2 ORDER BY c.id LIMIT $3`,
 			[]any{q.AfterID, q.State.String(), q.Limit}
 	}
-	conn, err := s.acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Release()
-	rows, err := conn.Query(ctx, query, args...)
+	rows, err := pgtx.QuerierFor(ctx, s.pool).Query(ctx, query, args...)
 	if err != nil {
 		return nil, s.fail(ctx, "list customers", err)
 	}
@@ -201,17 +179,11 @@ func (s *Store) List(ctx context.Context, q customers.ListQuery) ([]customers.Cu
 // change fails, the transaction is rolled back and its error returned as
 // is.
 func (s *Store) Update(ctx context.Context, id string, change func(*customers.Customer) error) (customers.Customer, error) {
-	conn, err := s.acquire(ctx)
-	if err != nil {
-		return customers.Customer{}, err
-	}
-	defer conn.Release()
-
 	var (
 		updated   customers.Customer
 		changeErr error // change's own error, to return untouched
 	)
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+	err := pgtx.Run(ctx, s.pool, func(tx pgx.Tx) error {
 		// Lock first, then read, in two statements. One statement
 		// (SELECT ... JOIN ... FOR UPDATE OF c) would lose updates: in
 		// READ COMMITTED, after waiting for the lock PostgreSQL re-reads
@@ -274,12 +246,7 @@ UPDATE `+piiTable+`
 
 // Ping reports whether the database can be reached, for /readyz.
 func (s *Store) Ping(ctx context.Context) error {
-	conn, err := s.acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	if err := conn.Ping(ctx); err != nil {
+	if err := s.pool.Ping(ctx); err != nil {
 		return s.fail(ctx, "ping", err)
 	}
 	return nil
@@ -392,61 +359,16 @@ func (s *Store) scan(row pgx.Row) (customers.Customer, error) {
 
 // --- Errors -----------------------------------------------------------------
 
-// violated reports whether err is the violation of the unique constraint
-// named constraint. It reads the SQLSTATE and the constraint's name, never
-// the message, which depends on the server's language.
+// violated reports whether err violates the unique constraint named
+// constraint.
 func violated(err error, constraint string) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == constraint
 }
 
-// acquire takes a connection from the pool. Failing to get one means the
-// database cannot be reached (or is too busy to serve in time), so the
-// error is a *domainerr.UnavailableError, unless the caller gave up.
-func (s *Store) acquire(ctx context.Context) (*pgxpool.Conn, error) {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		err = fmt.Errorf("customers/postgres: acquire a connection: %w", err)
-		if errors.Is(err, context.Canceled) {
-			return nil, err
-		}
-		return nil, &domainerr.UnavailableError{Dependency: "database", Err: err}
-	}
-	return conn, nil
-}
-
 // fail wraps an error of op (an operation on a customer, never a sensitive
-// value). An error that says the connection to the database was lost
-// becomes a *domainerr.UnavailableError: the caller may retry. The end of
-// the caller's own context stays what it is.
+// value): a lost connection becomes Unavailable, a lost race Aborted (see
+// pgtx.Classify).
 func (s *Store) fail(ctx context.Context, op string, err error) error {
-	err = fmt.Errorf("customers/postgres: %s: %w", op, err)
-	if ctx.Err() == nil && connectionLost(err) {
-		return &domainerr.UnavailableError{Dependency: "database", Err: err}
-	}
-	return err
-}
-
-// connectionLost reports whether err says that the database went away or
-// refused the connection, rather than refused the statement.
-func connectionLost(err error) bool {
-	var connectErr *pgconn.ConnectError
-	if errors.As(err, &connectErr) {
-		return true
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "53300", // too_many_connections
-			"57P01", // admin_shutdown
-			"57P02", // crash_shutdown
-			"57P03": // cannot_connect_now
-			return true
-		}
-		return strings.HasPrefix(pgErr.Code, "08") // connection_exception
-	}
-	var netErr net.Error
-	return errors.As(err, &netErr) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, pgconn.ErrConnClosed)
+	return pgtx.Classify(ctx, "customers/postgres: "+op, err)
 }

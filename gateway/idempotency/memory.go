@@ -1,0 +1,84 @@
+package idempotency
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// memoryStore keeps records in memory, for `plinth dev` and the memory
+// backends. It holds nothing across a restart, and neither do the memory
+// backends, so nothing is lost that the effect would have kept.
+type memoryStore struct {
+	mu      sync.Mutex
+	entries map[scopedKey]*memoryEntry
+}
+
+type scopedKey struct{ caller, key string }
+
+type memoryEntry struct {
+	running bool
+	record  Record
+}
+
+// NewMemoryStore returns an empty in-memory Store.
+func NewMemoryStore() Store {
+	return &memoryStore{entries: map[scopedKey]*memoryEntry{}}
+}
+
+func (s *memoryStore) Begin(ctx context.Context, c Claim) (*Record, Attempt, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := scopedKey{c.Caller, c.Key}
+	if e, ok := s.entries[k]; ok {
+		if e.running {
+			return nil, nil, ErrInProgress
+		}
+		r := e.record
+		return &r, nil, nil
+	}
+	s.entries[k] = &memoryEntry{running: true}
+	return nil, &memoryAttempt{store: s, key: k, ctx: ctx}, nil
+}
+
+func (s *memoryStore) DeleteExpired(_ context.Context, cutoff time.Time) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for k, e := range s.entries {
+		if !e.running && e.record.CreatedAt.Before(cutoff) {
+			delete(s.entries, k)
+			n++
+		}
+	}
+	return n, nil
+}
+
+type memoryAttempt struct {
+	store *memoryStore
+	key   scopedKey
+	ctx   context.Context
+	done  bool
+}
+
+func (a *memoryAttempt) Context() context.Context { return a.ctx }
+
+// Finish records r. The memory backends have nothing to undo for a refused
+// call (they write only on success), so keepEffect changes nothing here.
+func (a *memoryAttempt) Finish(_ context.Context, r Record, _ bool) error {
+	a.store.mu.Lock()
+	defer a.store.mu.Unlock()
+	a.store.entries[a.key] = &memoryEntry{record: r}
+	a.done = true
+	return nil
+}
+
+func (a *memoryAttempt) Abandon() {
+	if a.done {
+		return
+	}
+	a.store.mu.Lock()
+	defer a.store.mu.Unlock()
+	delete(a.store.entries, a.key)
+	a.done = true
+}

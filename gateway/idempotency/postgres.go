@@ -1,0 +1,172 @@
+package idempotency
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"hash/fnv"
+	"io/fs"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"plinth.dev/plinth/internal/pgtx"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations are the versioned migrations of the "idempotency" schema,
+// applied by `plinth migrate` when the gateway keeps its records in
+// PostgreSQL.
+var Migrations = mustSub(migrationFiles, "migrations")
+
+func mustSub(f fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(f, dir)
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}
+
+// Schema is the PostgreSQL schema of the records.
+const Schema = "idempotency"
+
+// postgresStore keeps records in PostgreSQL, in the transaction of the
+// call's effect:
+//
+//	BEGIN
+//	  pg_try_advisory_xact_lock(caller, key)   held until COMMIT: a
+//	                                            duplicate gets ErrInProgress
+//	  SELECT the record                         found: replay it
+//	  SAVEPOINT                                 the backend's writes join here
+//	    ... the capability runs ...
+//	  RELEASE (keep) or ROLLBACK TO (undo)
+//	  INSERT the record
+//	COMMIT                                      effect and record together
+type postgresStore struct {
+	pool *pgxpool.Pool
+}
+
+// NewPostgresStore returns a Store over the records in pool's database
+// (schema "idempotency", made by Migrations).
+func NewPostgresStore(pool *pgxpool.Pool) Store {
+	return &postgresStore{pool: pool}
+}
+
+// lockID is the advisory lock of a scoped key. A collision of two keys'
+// hashes only makes one wait for the other (ErrInProgress); it cannot mix
+// their records, which are keyed by the key itself.
+func lockID(caller, key string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("idempotency\x00" + caller + "\x00" + key))
+	return int64(h.Sum64())
+}
+
+func (s *postgresStore) Begin(ctx context.Context, c Claim) (_ *Record, _ Attempt, err error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, nil, pgtx.Classify(ctx, "idempotency: begin", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	var locked bool
+	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, lockID(c.Caller, c.Key)).Scan(&locked); err != nil {
+		return nil, nil, pgtx.Classify(ctx, "idempotency: lock key", err)
+	}
+	if !locked {
+		return nil, nil, ErrInProgress
+	}
+	var (
+		r    Record
+		hash []byte
+	)
+	err = tx.QueryRow(ctx, `
+SELECT procedure, request_hash, code, response, message, details, created_at
+  FROM idempotency.records WHERE caller = $1 AND key = $2`, c.Caller, c.Key).
+		Scan(&r.Procedure, &hash, &r.Code, &r.Response, &r.Message, &r.Details, &r.CreatedAt)
+	switch {
+	case err == nil:
+		copy(r.RequestHash[:], hash)
+		if rerr := tx.Rollback(ctx); rerr != nil {
+			return nil, nil, pgtx.Classify(ctx, "idempotency: end read", rerr)
+		}
+		return &r, nil, nil
+	case !errors.Is(err, pgx.ErrNoRows):
+		return nil, nil, pgtx.Classify(ctx, "idempotency: read record", err)
+	}
+	effect, err := tx.Begin(ctx) // a savepoint
+	if err != nil {
+		return nil, nil, pgtx.Classify(ctx, "idempotency: savepoint", err)
+	}
+	return nil, &postgresAttempt{tx: tx, effect: effect, claim: c, ctx: pgtx.WithTx(ctx, effect)}, nil
+}
+
+func (s *postgresStore) DeleteExpired(ctx context.Context, cutoff time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency.records WHERE created_at < $1`, cutoff)
+	if err != nil {
+		return 0, pgtx.Classify(ctx, "idempotency: delete expired", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+type postgresAttempt struct {
+	tx, effect pgx.Tx
+	claim      Claim
+	ctx        context.Context
+	done       bool
+}
+
+func (a *postgresAttempt) Context() context.Context { return a.ctx }
+
+func (a *postgresAttempt) Finish(ctx context.Context, r Record, keepEffect bool) (err error) {
+	a.done = true
+	defer func() {
+		if err != nil {
+			_ = a.tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	if keepEffect {
+		err = a.effect.Commit(ctx) // RELEASE SAVEPOINT
+	} else {
+		err = a.effect.Rollback(ctx) // ROLLBACK TO SAVEPOINT
+	}
+	if err != nil {
+		return pgtx.Classify(ctx, "idempotency: end effect", err)
+	}
+	var response any
+	if r.Code == 0 {
+		response = r.Response
+		if r.Response == nil {
+			response = []byte{} // an empty message is a success too
+		}
+	}
+	details := r.Details
+	if details == nil {
+		details = [][]byte{}
+	}
+	if _, err := a.tx.Exec(ctx, `
+INSERT INTO idempotency.records (caller, key, procedure, request_hash, code, response, message, details, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		a.claim.Caller, a.claim.Key, r.Procedure, r.RequestHash[:], r.Code, response, r.Message, details, r.CreatedAt); err != nil {
+		return pgtx.Classify(ctx, "idempotency: insert record", err)
+	}
+	if err := a.tx.Commit(ctx); err != nil {
+		// The commit's outcome is unknown: the effect and the record are
+		// either both there or both gone, so a retry is safe either way.
+		return pgtx.Classify(ctx, "idempotency: commit", err)
+	}
+	return nil
+}
+
+func (a *postgresAttempt) Abandon() {
+	if a.done {
+		return
+	}
+	a.done = true
+	_ = a.tx.Rollback(context.WithoutCancel(a.ctx))
+}
