@@ -6,4 +6,7 @@ import (
 	_ "plinth.dev/plinth/capabilities/customers"
 	_ "plinth.dev/plinth/capabilities/customers/memory"
 	_ "plinth.dev/plinth/capabilities/customers/postgres"
+	_ "plinth.dev/plinth/capabilities/ledger"
+	_ "plinth.dev/plinth/capabilities/ledger/memory"
+	_ "plinth.dev/plinth/capabilities/ledger/postgres"
 )

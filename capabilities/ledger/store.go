@@ -8,6 +8,12 @@ import (
 // Store keeps the ledger. Backends implement it; every implementation must
 // pass ledgertest.Run.
 //
+// A Store may refuse what would break the ledger's invariants even if the
+// Service never asks for it (an entry that does not follow on from its
+// account's last one, a transfer whose entries do not sum to zero): such a
+// refusal is a plain error, a bug to fix, not a domain error. A duplicate
+// id of an account, transfer or hold is a *domainerr.AlreadyExistsError.
+//
 // Reads outside Apply see committed data. Every change goes through Apply,
 // which gives the Service a Tx over locked rows and writes what the Service
 // recorded atomically: all of it or nothing. Methods that name an account,
@@ -76,9 +82,11 @@ type Tx interface {
 	// HeldAt returns the sum of a locked account's holds that reserve
 	// money at now.
 	HeldAt(accountID string, now time.Time) (int64, error)
-	// Hold returns the locked hold.
+	// Hold returns the locked hold. Asking when the Lock names none is a
+	// programming error and panics.
 	Hold() (Hold, error)
-	// Transfer returns the locked transfer.
+	// Transfer returns the locked transfer. Asking when the Lock names none
+	// is a programming error and panics.
 	Transfer() (Transfer, error)
 
 	// UpdateAccount records a locked account's new State, FreezeReason,
@@ -91,7 +99,9 @@ type Tx interface {
 	// ledger.entriesFor); the Store keeps them as they are.
 	PostTransfer(t Transfer, entries []Entry) error
 	// MarkReversed records that the locked transfer was reversed by
-	// reversalID.
+	// reversalID, a reversal posted in the same Apply whose ReversesID is
+	// the locked transfer. (A PostTransfer whose ReversesID or
+	// CapturesHoldID is set must name the locked transfer or hold.)
 	MarkReversed(reversalID string) error
 	// SaveHold records a new hold, or the new state of the locked hold
 	// (State, CapturedAmount, CaptureTransferID, UpdatedAt).

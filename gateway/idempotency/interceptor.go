@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"connectrpc.com/connect"
@@ -104,10 +105,16 @@ func (i *interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		}
 		for attempt := 0; ; attempt++ {
 			res, err, retry := i.try(ctx, req, next, claim)
-			if retry && attempt < maxAbortedRetries {
-				continue
+			if !retry || attempt >= maxAbortedRetries {
+				return res, err
 			}
-			return res, err
+			// Wait a little, more each time and at random, so that the
+			// calls that collided do not collide again at once.
+			select {
+			case <-time.After(time.Duration(1+rand.IntN(5<<attempt)) * time.Millisecond):
+			case <-ctx.Done():
+				return nil, err
+			}
 		}
 	}
 }

@@ -63,8 +63,12 @@ type memoryAttempt struct {
 
 func (a *memoryAttempt) Context() context.Context { return a.ctx }
 
-// Finish records r. The memory backends have nothing to undo for a refused
-// call (they write only on success), so keepEffect changes nothing here.
+// Finish records r. It cannot undo a refused call's writes: the memory
+// backends have none to undo, because each capability writes in one atomic
+// step that a refusal prevents (Store.Apply, Store.Update). A capability
+// that wrote and then refused would keep its write here, unlike on
+// PostgreSQL; the conformance suites are where such a capability would
+// show it.
 func (a *memoryAttempt) Finish(_ context.Context, r Record, _ bool) error {
 	a.store.mu.Lock()
 	defer a.store.mu.Unlock()

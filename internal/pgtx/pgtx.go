@@ -72,9 +72,15 @@ func Run(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx) error) (err
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer func() {
+		// Roll back on an error, and on a panic in fn (then panic on), so
+		// that neither leaves the transaction, and its pooled connection,
+		// open. The rollback's own error adds nothing: the transaction is
+		// gone either way, and err says why.
+		if p := recover(); p != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+			panic(p)
+		}
 		if err != nil {
-			// The rollback's own error adds nothing: the transaction is
-			// gone either way, and err says why.
 			_ = tx.Rollback(context.WithoutCancel(ctx))
 		}
 	}()
