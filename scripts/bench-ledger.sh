@@ -6,6 +6,9 @@
 #
 #   scripts/bench-ledger.sh [CONCURRENCIES] [DURATION]
 #   scripts/bench-ledger.sh 1,8,32 10s
+#
+# PLINTH_BENCH_PG_OPTIONS adds server settings, for experiments only (the
+# figures in docs/benchmarks.md use none), e.g. "-c synchronous_commit=off".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 levels=${1:-1,8,32}
@@ -31,7 +34,7 @@ trap cleanup EXIT
 echo "==> PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (durable: fsync and synchronous_commit on)" >&2
 "${as_pg[@]}" "$pgbin/initdb" -D "$work/data" -U postgres --auth=trust --encoding=UTF8 --locale=C >/dev/null
 "${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/data" -l "$work/postgres.log" -w \
-  -o "-h 127.0.0.1 -p $port -k $work -c max_connections=200" start >/dev/null
+  -o "-h 127.0.0.1 -p $port -k $work -c max_connections=200 ${PLINTH_BENCH_PG_OPTIONS:-}" start >/dev/null
 psql=(psql -h 127.0.0.1 -p "$port" -U postgres -qAt)
 "${psql[@]}" -c 'CREATE DATABASE plinth' -c 'CREATE DATABASE pgbench'
 
