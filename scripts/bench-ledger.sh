@@ -7,7 +7,7 @@
 #   scripts/bench-ledger.sh [CONCURRENCIES] [DURATION]
 #   scripts/bench-ledger.sh 1,8,32 10s
 #
-# PLINTH_BENCH_PG_OPTIONS adds server settings, for experiments only (the
+# BENCH_PG_OPTIONS adds server settings, for experiments only (the
 # figures in docs/benchmarks.md use none), e.g. "-c synchronous_commit=off".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,10 +31,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "==> PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (durable: fsync and synchronous_commit on)" >&2
+echo "==> PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (settings: ${BENCH_PG_OPTIONS:-defaults, durable})" >&2
 "${as_pg[@]}" "$pgbin/initdb" -D "$work/data" -U postgres --auth=trust --encoding=UTF8 --locale=C >/dev/null
 "${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/data" -l "$work/postgres.log" -w \
-  -o "-h 127.0.0.1 -p $port -k $work -c max_connections=200 ${PLINTH_BENCH_PG_OPTIONS:-}" start >/dev/null
+  -o "-h 127.0.0.1 -p $port -k $work -c max_connections=200 ${BENCH_PG_OPTIONS:-}" start >/dev/null
 psql=(psql -h 127.0.0.1 -p "$port" -U postgres -qAt)
 "${psql[@]}" -c 'CREATE DATABASE plinth' -c 'CREATE DATABASE pgbench'
 

@@ -212,7 +212,7 @@ func (s *Service) MoveMoney(ctx context.Context, req *connect.Request[ledgerv1.M
 		Description: m.GetDescription(),
 		PostedAt:    now,
 	}
-	err := s.store.Apply(ctx, Lock{AccountIDs: t.accountIDs()}, func(tx Tx) error {
+	err := s.store.Apply(ctx, Lock{AccountIDs: t.accountIDs(), HeldAsOf: now}, func(tx Tx) error {
 		return post(tx, t, now, "move money", nil)
 	})
 	if err != nil {
@@ -274,7 +274,7 @@ func (s *Service) ReverseTransfer(ctx context.Context, req *connect.Request[ledg
 	var reversal Transfer
 	// A transfer's legs never change, so the accounts read before locking
 	// are the accounts of the locked transfer.
-	err = s.store.Apply(ctx, Lock{AccountIDs: original.accountIDs(), TransferID: original.ID}, func(tx Tx) error {
+	err = s.store.Apply(ctx, Lock{AccountIDs: original.accountIDs(), TransferID: original.ID, HeldAsOf: now}, func(tx Tx) error {
 		t, err := tx.Transfer()
 		if err != nil {
 			return err
@@ -323,7 +323,7 @@ func (s *Service) HoldFunds(ctx context.Context, req *connect.Request[ledgerv1.H
 	now := s.timestamp()
 	accountID, amount := m.GetAccountId(), m.GetAmount()
 	var h Hold
-	err := s.store.Apply(ctx, Lock{AccountIDs: []string{accountID}}, func(tx Tx) error {
+	err := s.store.Apply(ctx, Lock{AccountIDs: []string{accountID}, HeldAsOf: now}, func(tx Tx) error {
 		a := tx.Account(accountID)
 		if a.State != AccountOpen {
 			return &AccountNotOpenError{AccountID: a.ID, State: a.State, Action: "hold funds"}
@@ -392,7 +392,7 @@ func (s *Service) CaptureHold(ctx context.Context, req *connect.Request[ledgerv1
 	var t Transfer
 	// A hold never changes account, so the account read before locking is
 	// the account of the locked hold.
-	err = s.store.Apply(ctx, Lock{AccountIDs: []string{stored.AccountID, to}, HoldID: stored.ID}, func(tx Tx) error {
+	err = s.store.Apply(ctx, Lock{AccountIDs: []string{stored.AccountID, to}, HoldID: stored.ID, HeldAsOf: now}, func(tx Tx) error {
 		var err error
 		if h, err = tx.Hold(); err != nil {
 			return err
@@ -439,7 +439,7 @@ func (s *Service) ReleaseHold(ctx context.Context, req *connect.Request[ledgerv1
 	}
 	now := s.timestamp()
 	var h Hold
-	err = s.store.Apply(ctx, Lock{AccountIDs: []string{stored.AccountID}, HoldID: stored.ID}, func(tx Tx) error {
+	err = s.store.Apply(ctx, Lock{AccountIDs: []string{stored.AccountID}, HoldID: stored.ID, HeldAsOf: now}, func(tx Tx) error {
 		var err error
 		if h, err = tx.Hold(); err != nil {
 			return err
@@ -554,7 +554,7 @@ func (s *Service) changeAccount(ctx context.Context, id string, change func(a *A
 	now := s.timestamp()
 	var a Account
 	var held int64
-	err := s.store.Apply(ctx, Lock{AccountIDs: []string{id}}, func(tx Tx) error {
+	err := s.store.Apply(ctx, Lock{AccountIDs: []string{id}, HeldAsOf: now}, func(tx Tx) error {
 		a = tx.Account(id)
 		var err error
 		if held, err = tx.HeldAt(id, now); err != nil {

@@ -71,6 +71,11 @@ type Lock struct {
 	AccountIDs []string // in any order, duplicates allowed
 	HoldID     string   // "" for none
 	TransferID string   // "" for none
+	// HeldAsOf, if not zero, is the instant the Service will ask HeldAt
+	// about: a Store may read the locked accounts' reserving holds as of it
+	// together with the locks (PostgreSQL does, saving a round trip per
+	// account), as long as HeldAt stays right after SaveHold.
+	HeldAsOf time.Time
 }
 
 // Tx is what change sees and records inside Store.Apply. Reads return the

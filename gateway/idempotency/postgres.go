@@ -37,13 +37,13 @@ const Schema = "idempotency"
 // call's effect:
 //
 //	BEGIN
-//	  pg_try_advisory_xact_lock(caller, key)   held until COMMIT: a
-//	                                            duplicate gets ErrInProgress
-//	  SELECT the record                         found: replay it
-//	  SAVEPOINT                                 the backend's writes join here
-//	    ... the capability runs ...
-//	  RELEASE (keep) or ROLLBACK TO (undo)
-//	  INSERT the record
+//	  pg_try_advisory_xact_lock(caller, key) ┐  one round trip; the lock is
+//	  SELECT the record                      │  held until COMMIT: a duplicate
+//	  SAVEPOINT                              ┘  gets ErrInProgress; a record
+//	                                            found is replayed
+//	    ... the capability runs; backends join the transaction (pgtx) ...
+//	  RELEASE (keep) or ROLLBACK TO (undo)   ┐  one round trip
+//	  INSERT the record                      ┘
 //	COMMIT                                      effect and record together
 type postgresStore struct {
 	pool *pgxpool.Pool
@@ -74,37 +74,54 @@ func (s *postgresStore) Begin(ctx context.Context, c Claim) (_ *Record, _ Attemp
 			_ = tx.Rollback(context.WithoutCancel(ctx))
 		}
 	}()
-	var locked bool
-	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, lockID(c.Caller, c.Key)).Scan(&locked); err != nil {
-		return nil, nil, pgtx.Classify(ctx, "idempotency: lock key", err)
-	}
-	if !locked {
-		return nil, nil, ErrInProgress
-	}
-	var (
-		r    Record
-		hash []byte
-	)
-	err = tx.QueryRow(ctx, `
+	// One round trip: the lock, the record, the savepoint. The record read
+	// without the lock is not used.
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_try_advisory_xact_lock($1)`, lockID(c.Caller, c.Key))
+	b.Queue(`
 SELECT procedure, request_hash, code, response, message, details, created_at
-  FROM idempotency.records WHERE caller = $1 AND key = $2`, c.Caller, c.Key).
-		Scan(&r.Procedure, &hash, &r.Code, &r.Response, &r.Message, &r.Details, &r.CreatedAt)
+  FROM idempotency.records WHERE caller = $1 AND key = $2`, c.Caller, c.Key)
+	b.Queue(`SAVEPOINT ` + effectSavepoint)
+	br := tx.SendBatch(ctx, b)
+	var (
+		locked, found bool
+		r             Record
+		hash          []byte
+	)
+	err = br.QueryRow().Scan(&locked)
+	if err == nil {
+		err = br.QueryRow().Scan(&r.Procedure, &hash, &r.Code, &r.Response, &r.Message, &r.Details, &r.CreatedAt)
+		found = err == nil
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = nil
+		}
+	}
+	if err == nil {
+		_, err = br.Exec()
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, nil, pgtx.Classify(ctx, "idempotency: claim key", err)
+	}
 	switch {
-	case err == nil:
+	case !locked:
+		err = ErrInProgress // rolls back, as any error does
+		return nil, nil, err
+	case found:
 		copy(r.RequestHash[:], hash)
 		if rerr := tx.Rollback(ctx); rerr != nil {
 			return nil, nil, pgtx.Classify(ctx, "idempotency: end read", rerr)
 		}
 		return &r, nil, nil
-	case !errors.Is(err, pgx.ErrNoRows):
-		return nil, nil, pgtx.Classify(ctx, "idempotency: read record", err)
 	}
-	effect, err := tx.Begin(ctx) // a savepoint
-	if err != nil {
-		return nil, nil, pgtx.Classify(ctx, "idempotency: savepoint", err)
-	}
-	return nil, &postgresAttempt{tx: tx, effect: effect, claim: c, ctx: pgtx.WithTx(ctx, effect)}, nil
+	return nil, &postgresAttempt{tx: tx, claim: c, ctx: pgtx.WithTx(ctx, tx)}, nil
 }
+
+// effectSavepoint separates a call's effect from the claim of its key, so
+// that a refused call's writes can be undone while its refusal is recorded.
+const effectSavepoint = "idempotency_effect"
 
 func (s *postgresStore) DeleteExpired(ctx context.Context, cutoff time.Time) (int64, error) {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency.records WHERE created_at < $1`, cutoff)
@@ -115,10 +132,10 @@ func (s *postgresStore) DeleteExpired(ctx context.Context, cutoff time.Time) (in
 }
 
 type postgresAttempt struct {
-	tx, effect pgx.Tx
-	claim      Claim
-	ctx        context.Context
-	done       bool
+	tx    pgx.Tx
+	claim Claim
+	ctx   context.Context
+	done  bool
 }
 
 func (a *postgresAttempt) Context() context.Context { return a.ctx }
@@ -130,14 +147,6 @@ func (a *postgresAttempt) Finish(ctx context.Context, r Record, keepEffect bool)
 			_ = a.tx.Rollback(context.WithoutCancel(ctx))
 		}
 	}()
-	if keepEffect {
-		err = a.effect.Commit(ctx) // RELEASE SAVEPOINT
-	} else {
-		err = a.effect.Rollback(ctx) // ROLLBACK TO SAVEPOINT
-	}
-	if err != nil {
-		return pgtx.Classify(ctx, "idempotency: end effect", err)
-	}
 	var response any
 	if r.Code == 0 {
 		response = r.Response
@@ -149,11 +158,20 @@ func (a *postgresAttempt) Finish(ctx context.Context, r Record, keepEffect bool)
 	if details == nil {
 		details = [][]byte{}
 	}
-	if _, err := a.tx.Exec(ctx, `
+	// One round trip: end the effect (keep it, or undo it), record the
+	// answer. Then the commit makes both durable together.
+	b := &pgx.Batch{}
+	if keepEffect {
+		b.Queue(`RELEASE SAVEPOINT ` + effectSavepoint)
+	} else {
+		b.Queue(`ROLLBACK TO SAVEPOINT ` + effectSavepoint)
+	}
+	b.Queue(`
 INSERT INTO idempotency.records (caller, key, procedure, request_hash, code, response, message, details, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		a.claim.Caller, a.claim.Key, r.Procedure, r.RequestHash[:], r.Code, response, r.Message, details, r.CreatedAt); err != nil {
-		return pgtx.Classify(ctx, "idempotency: insert record", err)
+		a.claim.Caller, a.claim.Key, r.Procedure, r.RequestHash[:], r.Code, response, r.Message, details, r.CreatedAt)
+	if err := a.tx.SendBatch(ctx, b).Close(); err != nil {
+		return pgtx.Classify(ctx, "idempotency: record the answer", err)
 	}
 	if err := a.tx.Commit(ctx); err != nil {
 		// The commit's outcome is unknown: the effect and the record are

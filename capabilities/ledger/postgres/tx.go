@@ -90,6 +90,15 @@ func lock(ctx context.Context, db pgx.Tx, ids []string, l ledger.Lock) (*tx, err
 	if len(ids) > 0 {
 		b.Queue(`SELECT `+accountColumns+` FROM ledger.accounts a WHERE a.id = ANY($1) ORDER BY a.id FOR UPDATE`, ids)
 	}
+	prefetchHeld := len(ids) > 0 && !l.HeldAsOf.IsZero()
+	if prefetchHeld {
+		// After the account locks (a batch runs in order): the holds of a
+		// locked account change only under its lock.
+		b.Queue(`
+SELECT account_id, sum(amount)::bigint FROM ledger.holds
+ WHERE account_id = ANY($1) AND state = 'active' AND expires_at > $2
+ GROUP BY account_id`, ids, l.HeldAsOf)
+	}
 	if l.HoldID != "" {
 		b.Queue(`SELECT `+holdColumns+` FROM ledger.holds h WHERE h.id = $1 FOR UPDATE`, l.HoldID)
 	}
@@ -135,6 +144,26 @@ func lock(ctx context.Context, db pgx.Tx, ids []string, l ledger.Lock) (*tx, err
 			}
 		}
 	}
+	if prefetchHeld {
+		t.held = make(map[string]int64, len(ids))
+		for _, id := range ids {
+			t.held[id] = 0
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return nil, err
+		}
+		var (
+			id  string
+			sum int64
+		)
+		if _, err := pgx.ForEachRow(rows, []any{&id, &sum}, func() error {
+			t.held[id] = sum
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
 	if l.HoldID != "" {
 		h, err := scanHold(br.QueryRow())
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -175,6 +204,10 @@ type tx struct {
 
 	// What the database derives rather than stores twice, and finish
 	// checks change recorded consistently.
+	// held is each locked account's reserving holds as of lock.HeldAsOf,
+	// read with the locks; nil once SaveHold may have changed them.
+	held map[string]int64
+
 	storedCapture string                     // the locked hold's CaptureTransferID when locked
 	posted        map[string]ledger.Transfer // the transfers change posted, by id
 	reversedBy    string                     // what MarkReversed recorded
@@ -212,6 +245,9 @@ func (t *tx) Account(id string) ledger.Account {
 
 func (t *tx) HeldAt(accountID string, now time.Time) (int64, error) {
 	t.mustBeLocked(accountID)
+	if sum, ok := t.held[accountID]; ok && now.Equal(t.lock.HeldAsOf) {
+		return sum, nil
+	}
 	// The holds of a locked account change only under its lock, so this
 	// reads them as they are, this transaction's own writes included.
 	var held int64
@@ -381,6 +417,7 @@ func (t *tx) MarkReversed(reversalID string) error {
 }
 
 func (t *tx) SaveHold(h ledger.Hold) error {
+	t.held = nil // the sums read with the locks may no longer hold
 	t.mustBeOpen()
 	state, err := holdStateName(h.State)
 	if err != nil {
