@@ -189,3 +189,37 @@ func LookupBackend(domain, name string) (Backend, error) {
 	}
 	return b, nil
 }
+
+// RegisterPostgresBackend registers a domain's "postgres" backend: newStore
+// makes the domain's store over the gateway's shared pool, and migrations
+// (goose's format, in the schema named after the domain) are applied by
+// `plinth migrate` or by the gateway before it opens the backend, never by
+// the backend itself.
+func RegisterPostgresBackend(domain string, migrations fs.FS, newStore func(*pgxpool.Pool) any) {
+	RegisterBackend(Backend{
+		Domain: domain,
+		Name:   "postgres",
+		Open: func(ctx context.Context, env Env) (any, error) {
+			if env.Postgres == nil {
+				return nil, fmt.Errorf("%s/postgres: the gateway offers no PostgreSQL pool", domain)
+			}
+			pool, err := env.Postgres(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("%s/postgres: %w", domain, err)
+			}
+			return newStore(pool), nil
+		},
+		Migrations: migrations,
+	})
+}
+
+// MigrationsIn returns the directory dir of an embedded file system, for
+// the Migrations of a backend; it panics if dir is not a valid path, which
+// only a typo in the embedding package can cause.
+func MigrationsIn(files fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(files, dir)
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}

@@ -5,12 +5,12 @@ import (
 	"embed"
 	"errors"
 	"hash/fnv"
-	"io/fs"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"plinth.dev/plinth/capabilities/registry"
 	"plinth.dev/plinth/internal/pgtx"
 )
 
@@ -20,15 +20,7 @@ var migrationFiles embed.FS
 // Migrations are the versioned migrations of the "idempotency" schema,
 // applied by `plinth migrate` when the gateway keeps its records in
 // PostgreSQL.
-var Migrations = mustSub(migrationFiles, "migrations")
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var Migrations = registry.MigrationsIn(migrationFiles, "migrations")
 
 // Schema is the PostgreSQL schema of the records.
 const Schema = "idempotency"

@@ -1,11 +1,10 @@
 package postgres
 
 import (
-	"context"
 	"embed"
-	"errors"
-	"fmt"
 	"io/fs"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"plinth.dev/plinth/capabilities/customers"
 	"plinth.dev/plinth/capabilities/registry"
@@ -14,33 +13,12 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// Migrations returns the versioned SQL migrations of the customers schema,
-// in goose's format, for internal/migrate (`plinth migrate` and tests).
-func Migrations() fs.FS {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		panic(err) // cannot happen: "migrations" is a valid path, embedded above
-	}
-	return sub
-}
+// Migrations returns the versioned SQL migrations of the customers schema, in
+// goose's format, for internal/migrate (`plinth migrate` and tests).
+func Migrations() fs.FS { return registry.MigrationsIn(migrationFiles, "migrations") }
 
 func init() {
-	registry.RegisterBackend(registry.Backend{
-		Domain: "customers",
-		Name:   "postgres",
-		// Open does not migrate: whoever owns the schema's lifecycle
-		// (`plinth migrate`, or the gateway before it opens backends)
-		// applies Migrations through internal/migrate.
-		Open: func(ctx context.Context, env registry.Env) (any, error) {
-			if env.Postgres == nil {
-				return nil, errors.New("customers/postgres: the gateway offers no PostgreSQL pool")
-			}
-			pool, err := env.Postgres(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("customers/postgres: %w", err)
-			}
-			return customers.Store(New(pool)), nil
-		},
-		Migrations: Migrations(),
+	registry.RegisterPostgresBackend("customers", Migrations(), func(pool *pgxpool.Pool) any {
+		return customers.Store(New(pool))
 	})
 }
