@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -171,6 +172,7 @@ func TestCustomersOnPostgres(t *testing.T) {
 	env := []string{
 		"PLINTH_POSTGRES_URL=" + pgtest.NewDatabase(t),
 		"PLINTH_BACKENDS_CUSTOMERS=postgres",
+		"PLINTH_BACKENDS_ACCESS=postgres",
 	}
 	ctx := context.Background()
 
@@ -191,9 +193,13 @@ func TestCustomersOnPostgres(t *testing.T) {
 	if out := runPlinth(t, env, "migrate", "status"); !strings.Contains(out, "customers") {
 		t.Fatalf("migrate status said:\n%s", out)
 	}
+	key := bootstrapKey(t, env)
+	if out := runPlinth(t, env, "bootstrap"); !strings.Contains(out, "nothing was changed") || apiKeyPattern.MatchString(out) {
+		t.Fatalf("a second bootstrap should change nothing and print no key:\n%s", out)
+	}
 
 	g := startGateway(t, env)
-	client := customersv1connect.NewCustomerServiceClient(http.DefaultClient, g.base, plinth.WithIdempotencyKeys())
+	client := customersv1connect.NewCustomerServiceClient(http.DefaultClient, g.base, plinth.WithAPIKey(key), plinth.WithIdempotencyKeys())
 
 	// The lifecycle through the generated client.
 	signed, err := client.SignUpCustomer(ctx, connect.NewRequest(&customersv1.SignUpCustomerRequest{
@@ -280,7 +286,7 @@ func TestCustomersOnPostgres(t *testing.T) {
 	}
 
 	// Plain HTTP JSON, as curl sends it.
-	status, body := postJSON(t, g.base+"/plinth.customers.v1.CustomerService/SignUpCustomer",
+	status, body := postJSONAs(t, key, g.base+"/plinth.customers.v1.CustomerService/SignUpCustomer",
 		`{"name": "Grace Hopper", "email": "grace@example.com", "address": {"line1": "1 Navy Way", "city": "Arlington", "countryCode": "US"}}`)
 	if status != http.StatusOK || !strings.Contains(body, `"state":"CUSTOMER_STATE_PENDING"`) {
 		t.Fatalf("JSON sign-up: %d %s", status, body)
@@ -291,17 +297,17 @@ func TestCustomersOnPostgres(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &graceRes); err != nil || graceRes.Customer.ID == "" {
 		t.Fatalf("JSON sign-up body %s: %v", body, err)
 	}
-	status, body = postJSON(t, g.base+"/plinth.customers.v1.CustomerService/SignUpCustomer", `{"name": "", "email": "nope"}`)
+	status, body = postJSONAs(t, key, g.base+"/plinth.customers.v1.CustomerService/SignUpCustomer", `{"name": "", "email": "nope"}`)
 	if status != http.StatusBadRequest || !strings.Contains(body, `"code":"invalid_argument"`) ||
 		!strings.Contains(body, "buf.validate.Violations") {
 		t.Errorf("invalid JSON sign-up: %d %s", status, body)
 	}
-	status, body = postJSON(t, g.base+"/plinth.customers.v1.CustomerService/RejectCustomer",
+	status, body = postJSONAs(t, key, g.base+"/plinth.customers.v1.CustomerService/RejectCustomer",
 		`{"customerId": "`+graceRes.Customer.ID+`", "reason": "documents expired"}`)
 	if status != http.StatusOK || !strings.Contains(body, "CUSTOMER_STATE_REJECTED") {
 		t.Fatalf("JSON reject: %d %s", status, body)
 	}
-	status, body = postJSON(t, g.base+"/plinth.customers.v1.CustomerService/SuspendCustomer",
+	status, body = postJSONAs(t, key, g.base+"/plinth.customers.v1.CustomerService/SuspendCustomer",
 		`{"customerId": "`+graceRes.Customer.ID+`", "reason": "again"}`)
 	if status != http.StatusBadRequest || !strings.Contains(body, `"code":"failed_precondition"`) ||
 		!strings.Contains(body, "REJECTED") || !strings.Contains(body, "SUSPENDED") {
@@ -328,7 +334,12 @@ func TestCustomersOnPostgres(t *testing.T) {
 	}
 
 	// Reflection: buf curl and grpcurl list and call capabilities.
-	reflectionClients(t, g.base, ada.GetId())
+	reflectionClients(t, g.base, key, ada.GetId())
+
+	// Without a key, nothing.
+	if status, body := postJSONAs(t, "", g.base+"/plinth.customers.v1.CustomerService/ListCustomers", `{}`); status != http.StatusUnauthorized {
+		t.Errorf("a call without a key: %d %s", status, body)
+	}
 
 	// Nothing sensitive in the gateway's log.
 	for _, secret := range []string{"Ada Lovelace", "Ada@Example.com", "123-45-6789", "+14155550100", "Grace Hopper", "grace@example.com"} {
@@ -348,7 +359,7 @@ func TestCustomersOnPostgres(t *testing.T) {
 	// A graceful stop, and the data is still there after a restart.
 	g.stop(t)
 	g = startGateway(t, env)
-	client = customersv1connect.NewCustomerServiceClient(http.DefaultClient, g.base, plinth.WithIdempotencyKeys())
+	client = customersv1connect.NewCustomerServiceClient(http.DefaultClient, g.base, plinth.WithAPIKey(key), plinth.WithIdempotencyKeys())
 	got, err := client.GetCustomer(ctx, connect.NewRequest(&customersv1.GetCustomerRequest{CustomerId: ada.GetId()}))
 	if err != nil {
 		t.Fatal(err)
@@ -398,7 +409,23 @@ func violatedFields(t *testing.T, cerr *connect.Error) map[string]bool {
 	return fields
 }
 
-func postJSON(t *testing.T, url, body string) (int, string) {
+// apiKeyPattern matches an API key as `plinth bootstrap` prints it.
+var apiKeyPattern = regexp.MustCompile(`plk_[0-9a-f]{8}_[0-9a-f]{64}`)
+
+// bootstrapKey runs `plinth bootstrap` and returns the admin key it prints.
+func bootstrapKey(t *testing.T, env []string) string {
+	t.Helper()
+	out := runPlinth(t, env, "bootstrap")
+	key := apiKeyPattern.FindString(out)
+	if key == "" {
+		t.Fatalf("plinth bootstrap printed no key:\n%s", out)
+	}
+	return key
+}
+
+// postJSONAs posts body as curl would, with key as the bearer API key
+// (none if empty) and a fresh Idempotency-Key.
+func postJSONAs(t *testing.T, key, url, body string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
@@ -406,6 +433,9 @@ func postJSON(t *testing.T, url, body string) (int, string) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", plinth.NewIdempotencyKey())
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -438,7 +468,7 @@ func tool(t *testing.T, name string) string {
 // reflectionClients lists the capabilities and calls one with buf curl and
 // with grpcurl, which know nothing of Plinth but what server reflection
 // tells them.
-func reflectionClients(t *testing.T, base, customerID string) {
+func reflectionClients(t *testing.T, base, key, customerID string) {
 	t.Helper()
 	buf := tool(t, "buf")
 	out, err := exec.Command(buf, "curl", "--http2-prior-knowledge", "--list-methods", base).CombinedOutput()
@@ -451,6 +481,7 @@ func reflectionClients(t *testing.T, base, customerID string) {
 		}
 	}
 	out, err = exec.Command(buf, "curl", "--http2-prior-knowledge", "--protocol", "grpc",
+		"-H", "Authorization: Bearer "+key,
 		"--data", `{"customer_id": "`+customerID+`"}`,
 		base+"/plinth.customers.v1.CustomerService/GetCustomer").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), customerID) {
@@ -463,12 +494,12 @@ func reflectionClients(t *testing.T, base, customerID string) {
 	if err != nil || !strings.Contains(string(out), "plinth.customers.v1.CustomerService") {
 		t.Errorf("grpcurl list: %v\n%s", err, out)
 	}
-	out, err = exec.Command(grpcurl, "-plaintext", "-d", `{"customer_id": "`+customerID+`"}`,
+	out, err = exec.Command(grpcurl, "-plaintext", "-H", "Authorization: Bearer "+key, "-d", `{"customer_id": "`+customerID+`"}`,
 		host, "plinth.customers.v1.CustomerService/GetCustomer").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), customerID) {
 		t.Errorf("grpcurl GetCustomer: %v\n%s", err, out)
 	}
-	out, err = exec.Command(grpcurl, "-plaintext", "-d", `{"customer_id": "nope"}`,
+	out, err = exec.Command(grpcurl, "-plaintext", "-H", "Authorization: Bearer "+key, "-d", `{"customer_id": "nope"}`,
 		host, "plinth.customers.v1.CustomerService/GetCustomer").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "InvalidArgument") {
 		t.Errorf("grpcurl GetCustomer with a bad id should fail validation: %v\n%s", err, out)

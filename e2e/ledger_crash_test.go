@@ -16,6 +16,7 @@ import (
 	"plinth.dev/plinth/internal/pgtest"
 	ledgerv1 "plinth.dev/plinth/sdk/go/gen/plinth/ledger/v1"
 	"plinth.dev/plinth/sdk/go/gen/plinth/ledger/v1/ledgerv1connect"
+	"plinth.dev/plinth/sdk/go/plinth"
 )
 
 // keyedTransfer is one MoveMoney a client means to make exactly once.
@@ -69,10 +70,13 @@ func TestLedgerSurvivesSIGKILL(t *testing.T) {
 		"PLINTH_BACKENDS_CUSTOMERS=postgres",
 		"PLINTH_POSTGRES_MIGRATE_ON_START=true",
 		"PLINTH_POSTGRES_MAX_CONNS=24",
+		"PLINTH_BACKENDS_ACCESS=postgres",
 	}
 	ctx := context.Background()
+	runPlinth(t, env, "migrate", "up")
+	key := bootstrapKey(t, env)
 	g := startGateway(t, env)
-	client := ledgerv1connect.NewLedgerServiceClient(http.DefaultClient, g.base)
+	client := ledgerv1connect.NewLedgerServiceClient(http.DefaultClient, g.base, plinth.WithAPIKey(key))
 
 	open := func(policy ledgerv1.BalancePolicy) string {
 		t.Helper()
@@ -151,7 +155,7 @@ func TestLedgerSurvivesSIGKILL(t *testing.T) {
 	// key, until it gets one; retry some answered ones too: they must get
 	// the same answer.
 	g = startGateway(t, env)
-	client = ledgerv1connect.NewLedgerServiceClient(http.DefaultClient, g.base)
+	client = ledgerv1connect.NewLedgerServiceClient(http.DefaultClient, g.base, plinth.WithAPIKey(key))
 	var unseen, retried int
 	for _, ks := range moves {
 		for i, k := range ks {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"os"
@@ -22,13 +21,23 @@ import (
 // that a call leaves a span named after its capability, flushed at
 // shutdown, with no sensitive value in it.
 func TestTracingToStdout(t *testing.T) {
-	var stdout bytes.Buffer
+	stdout := &syncBuffer{}
 	cmd := exec.Command(binary, "serve")
 	cmd.Env = append(os.Environ(), "PLINTH_LISTEN=127.0.0.1:0", "PLINTH_TRACING_EXPORTER=stdout")
-	cmd.Stdout = &stdout
+	cmd.Stdout = stdout
 	g := startCommand(t, cmd)
 
-	client := customersv1connect.NewCustomerServiceClient(http.DefaultClient, g.base, plinth.WithIdempotencyKeys())
+	// Principals live in memory: serve bootstrapped an admin and printed
+	// its key on stdout, before its "listening" line (the copy of stdout
+	// into the buffer may lag a little).
+	var key string
+	for deadline := time.Now().Add(10 * time.Second); key == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		key = apiKeyPattern.FindString(stdout.String())
+	}
+	if key == "" {
+		t.Fatalf("plinth serve printed no admin key:\n%s", stdout)
+	}
+	client := customersv1connect.NewCustomerServiceClient(http.DefaultClient, g.base, plinth.WithAPIKey(key), plinth.WithIdempotencyKeys())
 	_, err := client.SignUpCustomer(context.Background(), connect.NewRequest(&customersv1.SignUpCustomerRequest{
 		Name: "Katherine Johnson", Email: "katherine@example.com",
 	}))

@@ -44,8 +44,53 @@ type Config struct {
 	// Idempotency configures where idempotency keys are recorded.
 	Idempotency IdempotencyConfig `toml:"idempotency"`
 
+	// Auth configures who may do what.
+	Auth AuthConfig `toml:"auth"`
+
+	// Keyring configures the keys that seal sensitive data at rest.
+	Keyring KeyringConfig `toml:"keyring"`
+
 	// Tracing configures OpenTelemetry traces, off by default.
 	Tracing TracingConfig `toml:"tracing"`
+}
+
+// AuthConfig configures authorization. Callers authenticate with API keys
+// of principals (the access domain); a principal's roles say what it may
+// do.
+type AuthConfig struct {
+	// Roles defines roles by name, each granting capability scopes and the
+	// right to reveal sensitivity classes, e.g.
+	//
+	//	[auth.roles.support]
+	//	scopes = ["customers.read"]
+	//	reveal = ["pii"]
+	//
+	// The role "admin" is built in: every scope, every class. Roles have no
+	// environment variables; they are set in the file.
+	Roles map[string]RoleConfig `toml:"roles"`
+}
+
+// KeyringConfig configures the keyring: one key per sensitivity class
+// wraps the data keys that seal sensitive fields before they reach storage.
+type KeyringConfig struct {
+	// Backend is "vault" (Vault Transit: production) or "local" (keys in
+	// memory or in KeyFile: NOT for production). Required as soon as a
+	// domain stores data outside memory. This value defaults to "".
+	Backend string `toml:"backend"`
+	// KeyFile is the local keyring's key file, created (0600) if missing;
+	// empty keeps the keys in memory, so what they sealed cannot be read
+	// after a restart. This value defaults to "".
+	KeyFile string `toml:"key_file"`
+	// VaultAddress is Vault's URL, e.g. "https://vault.internal:8200". The
+	// token comes from the VAULT_TOKEN environment variable, never from a
+	// file. This value defaults to "".
+	VaultAddress string `toml:"vault_address"`
+	// TransitMount is the mount of Vault's transit engine. This value
+	// defaults to "transit".
+	TransitMount string `toml:"transit_mount"`
+	// KVMount is the mount of the KV v2 engine that keeps blind-index
+	// keys. This value defaults to "secret".
+	KVMount string `toml:"kv_mount"`
 }
 
 // IdempotencyConfig configures the records of idempotency keys.
@@ -146,6 +191,7 @@ func DefaultConfig() Config {
 		Backends:    map[string]string{},
 		Tracing:     TracingConfig{Exporter: "none", SampleRatio: 1},
 		Idempotency: IdempotencyConfig{Retention: Duration(24 * time.Hour)},
+		Keyring:     KeyringConfig{TransitMount: "transit", KVMount: "secret"},
 	}
 }
 
@@ -322,6 +368,15 @@ func (c Config) Validate() error {
 	}
 	if c.Idempotency.Retention < Duration(time.Minute) {
 		bad("idempotency.retention", "must be at least 1m, got %s", c.Idempotency.Retention.Std())
+	}
+	switch c.Keyring.Backend {
+	case "", "local":
+	case "vault":
+		if u, err := url.Parse(c.Keyring.VaultAddress); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("keyring.vault_address", "the vault keyring needs Vault's URL, such as https://vault.internal:8200, got %q", c.Keyring.VaultAddress)
+		}
+	default:
+		bad("keyring.backend", "want vault or local, got %q", c.Keyring.Backend)
 	}
 	switch c.Tracing.Exporter {
 	case "none", "stdout":

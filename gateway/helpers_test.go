@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
+	_ "plinth.dev/plinth/capabilities/all" // every domain and backend, as the binary has them
 	"plinth.dev/plinth/capabilities/customers"
 	"plinth.dev/plinth/capabilities/customers/memory"
-	_ "plinth.dev/plinth/capabilities/customers/postgres"
 	"plinth.dev/plinth/capabilities/domainerr"
 	"plinth.dev/plinth/capabilities/registry"
 	"plinth.dev/plinth/gateway"
@@ -55,6 +55,7 @@ func (r logRecord) str(key string) string {
 
 // testServer is a gateway serving on 127.0.0.1 for the length of a test.
 type testServer struct {
+	key  string // the admin principal's API key
 	URL  string
 	Addr string
 	logs *syncBuffer
@@ -125,6 +126,11 @@ func startServer(t *testing.T, opts ...serverOption) *testServer {
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}
+	adminKey, err := srv.Bootstrap(ctx)
+	if err != nil || adminKey == "" {
+		srv.Close()
+		t.Fatalf("Bootstrap = %q, %v; want the admin key of a fresh gateway", adminKey, err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		srv.Close()
@@ -132,6 +138,7 @@ func startServer(t *testing.T, opts ...serverOption) *testServer {
 	}
 	serveCtx, cancel := context.WithCancel(context.Background())
 	ts := &testServer{
+		key:    adminKey,
 		URL:    "http://" + ln.Addr().String(),
 		Addr:   ln.Addr().String(),
 		logs:   logs,

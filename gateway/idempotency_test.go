@@ -12,6 +12,7 @@ import (
 	"plinth.dev/plinth/gateway/idempotency"
 	customersv1 "plinth.dev/plinth/sdk/go/gen/plinth/customers/v1"
 	"plinth.dev/plinth/sdk/go/gen/plinth/customers/v1/customersv1connect"
+	"plinth.dev/plinth/sdk/go/plinth"
 )
 
 func signUpWithKey(t *testing.T, _ *testServer, client interface {
@@ -96,7 +97,7 @@ func TestIdempotencyKeys(t *testing.T) {
 
 	t.Run("a mutating call needs a well-formed key; a read does not", func(t *testing.T) {
 		// A client without the SDK's option, which would make a key.
-		bare := customersv1connect.NewCustomerServiceClient(ts.h1, ts.URL)
+		bare := customersv1connect.NewCustomerServiceClient(ts.h1, ts.URL, plinth.WithAPIKey(ts.key))
 		for name, key := range map[string]string{"missing": "", "with a space": "a b", "too long": strings.Repeat("k", 256)} {
 			_, err := signUpWithKey(t, ts, bare, key, "Nokey", "nokey@example.com")
 			ce := connectError(t, err, connect.CodeInvalidArgument)

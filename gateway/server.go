@@ -31,9 +31,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"plinth.dev/plinth/capabilities/access"
 	"plinth.dev/plinth/capabilities/registry"
 	"plinth.dev/plinth/gateway/idempotency"
 	"plinth.dev/plinth/internal/migrate"
+	"plinth.dev/plinth/sdk/go/gen/plinth/access/v1/accessv1connect"
 )
 
 // Server is a configured gateway, ready to serve.
@@ -45,6 +47,8 @@ type Server struct {
 	domains      []*mountedDomain
 	pool         *pgxpool.Pool
 	idempotency  idempotency.Store
+	roles        *roles
+	access       *access.Service // the access domain's capabilities: who is calling
 	stopTracing  func(context.Context) error
 	shuttingDown atomic.Bool
 }
@@ -125,6 +129,23 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 
 	if err := s.openIdempotency(ctx); err != nil {
 		return nil, err
+	}
+	if s.roles, err = newRoles(cfg.Auth.Roles, s.capabilities); err != nil {
+		return nil, err
+	}
+	for _, d := range s.domains {
+		if d.domain.Name == accessDomain {
+			// The gateway keeps the access domain's Service: it
+			// authenticates every call, and its roles are the gateway's.
+			store, ok := d.store.(access.Store)
+			if !ok {
+				return nil, fmt.Errorf("backend %s: opened a %T, not an access.Store", d.backend.ID(), d.store)
+			}
+			s.access = access.NewService(store, access.WithRoleCheck(s.roles.exists))
+		}
+	}
+	if s.access == nil {
+		return nil, errors.New("the access domain is not linked into this binary: without it no call can be authenticated")
 	}
 
 	tracing, stopTracing, err := newTracing(ctx, cfg.Tracing)
@@ -226,6 +247,13 @@ func (s *Server) postgresPool(ctx context.Context) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
+// Bootstrap gives a new deployment its first principal, "admin" with the
+// admin role, and returns its API key, shown this once; it returns "" if
+// the deployment has a principal already.
+func (s *Server) Bootstrap(ctx context.Context) (string, error) {
+	return s.access.Bootstrap(ctx)
+}
+
 // Capabilities returns every capability the gateway serves, by domain and
 // contract order.
 func (s *Server) Capabilities() []Capability { return slices.Clone(s.capabilities) }
@@ -249,14 +277,25 @@ func (s *Server) buildHandler(tracing connect.Interceptor) (http.Handler, error)
 	for _, c := range s.capabilities {
 		mutating[c.Procedure] = c.Mutates
 	}
+	scopes := map[string]string{}
+	for _, c := range s.capabilities {
+		scopes[c.Procedure] = c.Scope
+	}
 	opts := []connect.HandlerOption{
 		connect.WithInterceptors(outer...),
 		connect.WithRecover(recoverPanic(s.log)),
 		connect.WithInterceptors(
+			&authenticator{access: s.access, roles: s.roles, scopes: scopes},
 			&validator{v: validate, log: s.log},
 			idempotency.NewInterceptor(s.idempotency, idempotency.Options{
 				Mutating: func(procedure string) bool { return mutating[procedure] },
-				Log:      s.log,
+				// Keys are the caller's own: another principal's key of the
+				// same name is another key.
+				Caller: func(ctx context.Context) string {
+					p, _ := PrincipalFrom(ctx)
+					return p.ID
+				},
+				Log: s.log,
 			}),
 			NewErrorInterceptor(s.log),
 		),
@@ -266,8 +305,14 @@ func (s *Server) buildHandler(tracing connect.Interceptor) (http.Handler, error)
 	mux := http.NewServeMux()
 	services := make([]string, 0, len(s.domains))
 	for _, d := range s.domains {
-		path, h, err := d.domain.Mount(d.store, opts...)
-		if err != nil {
+		var (
+			path string
+			h    http.Handler
+			err  error
+		)
+		if d.domain.Name == accessDomain {
+			path, h = accessv1connect.NewAccessServiceHandler(s.access, opts...)
+		} else if path, h, err = d.domain.Mount(d.store, opts...); err != nil {
 			return nil, fmt.Errorf("domain %s: %w", d.domain.Name, err)
 		}
 		mux.Handle(path, h)

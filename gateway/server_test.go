@@ -45,12 +45,12 @@ var generatedRequestID = regexp.MustCompile(`^req_[0-9A-Z]{26}$`)
 // client returns a customers client over HTTP/1.1 (Connect binary unless
 // opts say otherwise).
 func (ts *testServer) client(opts ...connect.ClientOption) customersv1connect.CustomerServiceClient {
-	return customersv1connect.NewCustomerServiceClient(ts.h1, ts.URL, append([]connect.ClientOption{plinth.WithIdempotencyKeys()}, opts...)...)
+	return customersv1connect.NewCustomerServiceClient(ts.h1, ts.URL, append([]connect.ClientOption{plinth.WithAPIKey(ts.key), plinth.WithIdempotencyKeys()}, opts...)...)
 }
 
 // grpcClient returns a customers client speaking gRPC over h2c.
 func (ts *testServer) grpcClient() customersv1connect.CustomerServiceClient {
-	return customersv1connect.NewCustomerServiceClient(ts.h2c, ts.URL, connect.WithGRPC(), plinth.WithIdempotencyKeys())
+	return customersv1connect.NewCustomerServiceClient(ts.h2c, ts.URL, connect.WithGRPC(), plinth.WithAPIKey(ts.key), plinth.WithIdempotencyKeys())
 }
 
 func signUp(t *testing.T, c customersv1connect.CustomerServiceClient, name, email string) *customersv1.Customer {
@@ -100,6 +100,7 @@ func (ts *testServer) post(t *testing.T, path, contentType, body string, header 
 	// As a careful curl user would: a fresh key for each call. Tests about
 	// keys pass their own in header.
 	req.Header.Set(idempotency.Header, plinth.NewIdempotencyKey())
+	req.Header.Set("Authorization", "Bearer "+ts.key)
 	for k, vs := range header {
 		req.Header[k] = vs
 	}
@@ -228,7 +229,12 @@ func TestProtocols(t *testing.T) {
 		// A side-effect-free capability also answers a Connect GET, which a
 		// browser or CDN can cache.
 		msg := url.QueryEscape(`{"customerId":"` + c.ID + `"}`)
-		res, body = ts.get(t, getProcedure+"?encoding=json&message="+msg)
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, ts.URL+getProcedure+"?encoding=json&message="+msg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+ts.key)
+		res, body = ts.do(t, req)
 		if res.StatusCode != http.StatusOK || !strings.Contains(string(body), `"name":"Grace Hopper"`) {
 			t.Errorf("GET %s: %s: %s", getProcedure, res.Status, body)
 		}

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test Plinth has, on a fresh machine too: it installs what the
-# tests need (PostgreSQL server binaries, the pinned code-generation tools),
+# tests need (PostgreSQL server binaries, the pinned code-generation tools,
+# a Vault server built from source once and cached),
 # checks the contracts and the generated code, formatting and vet, then runs
-# the Go tests of both modules with the race detector, PostgreSQL and e2e
-# included. Tests that need PostgreSQL fail here rather than skip.
+# the Go tests with the race detector, PostgreSQL, Vault and e2e included.
+# Tests that need PostgreSQL or Vault fail here rather than skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,9 @@ echo "initdb: $(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb | head 
 
 step "tools"
 bash scripts/install-tools.sh
+
+step "Vault (built once from tools/vault and cached in .cache/vault)"
+bash scripts/vault.sh build
 
 step "contracts: lint, breaking changes, generated code"
 bash scripts/check-contracts.sh
@@ -43,6 +47,6 @@ if (cd sdk/go && go list -deps ./...) | grep -E 'jackc/pgx|hashicorp/vault'; the
 fi
 
 step "go test (race detector; PostgreSQL and e2e included)"
-export PLINTH_TEST_REQUIRE_POSTGRES=1
+export PLINTH_TEST_REQUIRE_POSTGRES=1 PLINTH_TEST_REQUIRE_VAULT=1
 go test -race -count=1 ./...
 

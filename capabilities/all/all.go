@@ -3,6 +3,9 @@
 package all
 
 import (
+	_ "plinth.dev/plinth/capabilities/access"
+	_ "plinth.dev/plinth/capabilities/access/memory"
+	_ "plinth.dev/plinth/capabilities/access/postgres"
 	_ "plinth.dev/plinth/capabilities/customers"
 	_ "plinth.dev/plinth/capabilities/customers/memory"
 	_ "plinth.dev/plinth/capabilities/customers/postgres"

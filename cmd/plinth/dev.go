@@ -21,9 +21,9 @@ func (c *devCmd) Run() error {
 		return fmt.Errorf("--listen: want host:port such as 127.0.0.1:8080, got %q", c.Listen)
 	}
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		// Until authentication lands (issue 4), anyone who can reach the
-		// port can call every capability.
-		return fmt.Errorf("--listen: dev mode has no authentication yet, so it listens on loopback only (127.0.0.1 or ::1), not %q", host)
+		// Dev mode prints an admin key and keeps everything in memory: it
+		// is for a developer's own machine.
+		return fmt.Errorf("--listen: dev mode is for your own machine, so it listens on loopback only (127.0.0.1 or ::1), not %q", host)
 	}
 	cfg := gateway.DefaultConfig()
 	cfg.Listen = c.Listen
@@ -31,15 +31,20 @@ func (c *devCmd) Run() error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	return run(cfg, newLogger(cfg.Log, os.Stderr), func(addr string) {
+	return run(cfg, newLogger(cfg.Log, os.Stderr), func(addr, adminKey string) {
 		base := "http://" + addr
 		fmt.Printf(`
 Plinth dev mode: in-memory backends, no outside services; data is lost when it stops.
-Listening on %[1]s (loopback only: there is no authentication yet).
+Listening on %[1]s (loopback only).
+
+The admin principal's API key (every scope; a new one at each start):
+
+  %[2]s
 
 Sign up a customer:
 
   curl -sS -X POST %[1]s/plinth.customers.v1.CustomerService/SignUpCustomer \
+    -H 'Authorization: Bearer %[2]s' \
     -H 'Content-Type: application/json' \
     -H 'Idempotency-Key: sign-up-ada-1' \
     -d '{"name": "Ada Lovelace", "email": "ada@example.com"}'
@@ -50,6 +55,6 @@ List every capability:  buf curl --protocol connect --http2-prior-knowledge --li
 Health: %[1]s/healthz  Readiness: %[1]s/readyz  Metrics: %[1]s/metrics
 Stop with Ctrl-C.
 
-`, base)
+`, base, adminKey)
 	})
 }

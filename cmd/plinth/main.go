@@ -25,7 +25,8 @@ import (
 type cli struct {
 	Dev     devCmd     `cmd:"" help:"Run the gateway on loopback with in-memory backends and no outside services."`
 	Serve   serveCmd   `cmd:"" help:"Run the gateway as configured."`
-	Migrate migrateCmd `cmd:"" help:"Apply or list the PostgreSQL schema migrations of the domains configured for postgres."`
+	Migrate   migrateCmd   `cmd:"" help:"Apply or list the PostgreSQL schema migrations of the domains configured for postgres."`
+	Bootstrap bootstrapCmd `cmd:"" help:"Give a new deployment its first principal, admin, and print its API key once."`
 }
 
 // configFlag is the configuration file flag shared by the commands that read
@@ -53,8 +54,14 @@ func main() {
 
 // run configures the gateway, listens and serves until SIGINT or SIGTERM,
 // then shuts down gracefully. announce, if not nil, is told the address
-// once the gateway is listening.
-func run(cfg gateway.Config, log *slog.Logger, announce func(addr string)) error {
+// once the gateway is listening, and the admin API key if the gateway had
+// to bootstrap one.
+//
+// A gateway whose principals live in memory has none when it starts, so it
+// bootstraps an admin principal and announces its key: nobody could call
+// anything otherwise. One with principals in PostgreSQL is bootstrapped
+// once, by `plinth bootstrap`.
+func run(cfg gateway.Config, log *slog.Logger, announce func(addr, adminKey string)) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	srv, err := gateway.New(ctx, cfg, log)
@@ -62,15 +69,23 @@ func run(cfg gateway.Config, log *slog.Logger, announce func(addr string)) error
 		return err
 	}
 	defer srv.Close()
+	var adminKey string
+	if cfg.Backends["access"] == "" || cfg.Backends["access"] == "memory" {
+		if adminKey, err = srv.Bootstrap(ctx); err != nil {
+			return fmt.Errorf("bootstrap the in-memory principals: %w", err)
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	addr := ln.Addr().String()
-	log.Info("listening", "addr", addr, "capabilities", len(srv.Capabilities()))
+	// Announce first: whoever waits for the "listening" line then finds
+	// the announcement (and the admin key) already written.
 	if announce != nil {
-		announce(addr)
+		announce(addr, adminKey)
 	}
+	log.Info("listening", "addr", addr, "capabilities", len(srv.Capabilities()))
 	return srv.Serve(ctx, ln)
 }
 

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"plinth.dev/plinth/internal/sensitive"
 	optionsv1 "plinth.dev/plinth/sdk/go/gen/plinth/options/v1"
 )
 
@@ -143,7 +144,10 @@ func (i *interceptor) try(ctx context.Context, req connect.AnyRequest, next conn
 
 	res, callErr := next(attempt.Context(), req)
 	if callErr == nil {
-		body, err := proto.MarshalOptions{Deterministic: true}.Marshal(res.Any().(proto.Message))
+		// A credential in the answer (an API key's secret) is shown once:
+		// the record keeps the rest of the answer, so a retry gets it
+		// without the credential.
+		body, err := proto.MarshalOptions{Deterministic: true}.Marshal(sensitive.ClearSecrets(res.Any().(proto.Message)))
 		if err != nil {
 			return nil, fmt.Errorf("idempotency: marshal the response: %w", err), false
 		}

@@ -31,9 +31,41 @@ func Placeholder(class optionsv1.Sensitivity) string {
 		return "[PCI]"
 	case optionsv1.Sensitivity_SENSITIVITY_PHI:
 		return "[PHI]"
+	case optionsv1.Sensitivity_SENSITIVITY_SECRET:
+		return "[SECRET]"
 	default:
 		return "[SENSITIVE]"
 	}
+}
+
+// ClearSecrets returns a copy of msg in which every field classified
+// SENSITIVITY_SECRET (a credential) is cleared, for what keeps a response
+// (idempotency records): a credential is shown once and never stored.
+func ClearSecrets(msg proto.Message) proto.Message {
+	out := proto.Clone(msg)
+	clearSecrets(out.ProtoReflect())
+	return out
+}
+
+func clearSecrets(m protoreflect.Message) {
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case ClassOf(fd) == optionsv1.Sensitivity_SENSITIVITY_SECRET:
+			m.Clear(fd)
+		case fd.IsList() && fd.Message() != nil:
+			for i := range v.List().Len() {
+				clearSecrets(v.List().Get(i).Message())
+			}
+		case fd.IsMap() && fd.MapValue().Message() != nil:
+			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+				clearSecrets(mv.Message())
+				return true
+			})
+		case !fd.IsList() && !fd.IsMap() && fd.Message() != nil:
+			clearSecrets(v.Message())
+		}
+		return true
+	})
 }
 
 // Redact returns a copy of msg in which every set field the contract

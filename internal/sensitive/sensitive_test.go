@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"plinth.dev/plinth/internal/sensitive"
+	accessv1 "plinth.dev/plinth/sdk/go/gen/plinth/access/v1"
 	customersv1 "plinth.dev/plinth/sdk/go/gen/plinth/customers/v1"
 )
 
@@ -39,5 +40,17 @@ func TestRedactRemovesEverySensitiveValue(t *testing.T) {
 	}
 	if !proto.Equal(msg, original) {
 		t.Error("Redact changed its argument")
+	}
+}
+
+func TestClearSecretsRemovesCredentialsOnly(t *testing.T) {
+	msg := &accessv1.IssueApiKeyResponse{ApiKey: &accessv1.ApiKey{Id: "key_1", Prefix: "abcd1234"}, Secret: "plk_abcd1234_s3cr3t"}
+	out := sensitive.ClearSecrets(msg).(*accessv1.IssueApiKeyResponse)
+	if out.GetSecret() != "" || out.GetApiKey().GetPrefix() != "abcd1234" || msg.GetSecret() == "" {
+		t.Errorf("ClearSecrets = %v (original %v); want the secret gone from the copy only", out, msg)
+	}
+	b, _ := protojson.Marshal(sensitive.Redact(msg))
+	if strings.Contains(string(b), "s3cr3t") || !strings.Contains(string(b), "[SECRET]") {
+		t.Errorf("Redact = %s, want the secret replaced", b)
 	}
 }

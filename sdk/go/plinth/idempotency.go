@@ -1,5 +1,6 @@
 // Package plinth holds what makes Plinth's generated clients pleasant to
-// use. For now: idempotency keys for mutating calls.
+// use: authentication with an API key, and idempotency keys for mutating
+// calls.
 package plinth
 
 import (

@@ -100,6 +100,9 @@ const (
 	Sensitivity_SENSITIVITY_PCI Sensitivity = 2
 	// Protected health information.
 	Sensitivity_SENSITIVITY_PHI Sensitivity = 3
+	// A credential (an API key's secret): shown once to the caller it was
+	// made for, and otherwise never logged, stored, replayed or revealed.
+	Sensitivity_SENSITIVITY_SECRET Sensitivity = 4
 )
 
 // Enum value maps for Sensitivity.
@@ -109,12 +112,14 @@ var (
 		1: "SENSITIVITY_PII",
 		2: "SENSITIVITY_PCI",
 		3: "SENSITIVITY_PHI",
+		4: "SENSITIVITY_SECRET",
 	}
 	Sensitivity_value = map[string]int32{
 		"SENSITIVITY_UNSPECIFIED": 0,
 		"SENSITIVITY_PII":         1,
 		"SENSITIVITY_PCI":         2,
 		"SENSITIVITY_PHI":         3,
+		"SENSITIVITY_SECRET":      4,
 	}
 )
 
@@ -280,12 +285,13 @@ const file_plinth_options_v1_options_proto_rawDesc = "" +
 	"\x15STABILITY_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11STABILITY_PREVIEW\x10\x01\x12\x14\n" +
 	"\x10STABILITY_STABLE\x10\x02\x12\x18\n" +
-	"\x14STABILITY_DEPRECATED\x10\x03*i\n" +
+	"\x14STABILITY_DEPRECATED\x10\x03*\x81\x01\n" +
 	"\vSensitivity\x12\x1b\n" +
 	"\x17SENSITIVITY_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fSENSITIVITY_PII\x10\x01\x12\x13\n" +
 	"\x0fSENSITIVITY_PCI\x10\x02\x12\x13\n" +
-	"\x0fSENSITIVITY_PHI\x10\x03:_\n" +
+	"\x0fSENSITIVITY_PHI\x10\x03\x12\x16\n" +
+	"\x12SENSITIVITY_SECRET\x10\x04:_\n" +
 	"\n" +
 	"capability\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\v2\x1d.plinth.options.v1.CapabilityR\n" +
 	"capability:a\n" +

@@ -1,0 +1,24 @@
+package postgres
+
+import (
+	"embed"
+	"io/fs"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"plinth.dev/plinth/capabilities/access"
+	"plinth.dev/plinth/capabilities/registry"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations returns the versioned SQL migrations of the access schema, in
+// goose's format, for internal/migrate (`plinth migrate` and tests).
+func Migrations() fs.FS { return registry.MigrationsIn(migrationFiles, "migrations") }
+
+func init() {
+	registry.RegisterPostgresBackend("access", Migrations(), func(pool *pgxpool.Pool) any {
+		return access.Store(New(pool))
+	})
+}
