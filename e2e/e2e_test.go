@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 
 	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	"connectrpc.com/connect"
+	"github.com/jackc/pgx/v5"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 
 	"plinth.dev/plinth/internal/pgtest"
@@ -169,10 +171,13 @@ func runPlinth(t *testing.T, env []string, args ...string) string {
 }
 
 func TestCustomersOnPostgres(t *testing.T) {
+	dbURL := pgtest.NewDatabase(t)
 	env := []string{
-		"PLINTH_POSTGRES_URL=" + pgtest.NewDatabase(t),
+		"PLINTH_POSTGRES_URL=" + dbURL,
 		"PLINTH_BACKENDS_CUSTOMERS=postgres",
 		"PLINTH_BACKENDS_ACCESS=postgres",
+		"PLINTH_KEYRING_BACKEND=local",
+		"PLINTH_KEYRING_KEY_FILE=" + filepath.Join(t.TempDir(), "keys.json"),
 	}
 	ctx := context.Background()
 
@@ -341,6 +346,11 @@ func TestCustomersOnPostgres(t *testing.T) {
 		t.Errorf("a call without a key: %d %s", status, body)
 	}
 
+	// No PII in the clear in any column of any table: not in the customers'
+	// tables, not in the idempotency records that keep their answers.
+	noPlaintextPII(t, dbURL, "Ada Lovelace", "Ada@Example.com", "ada@example.com", "countess@example.com",
+		"123-45-6789", "+14155550100", "+442071234567", "1815-12-10", "St James", "Grace Hopper", "grace@example.com", "Navy Way")
+
 	// Nothing sensitive in the gateway's log.
 	for _, secret := range []string{"Ada Lovelace", "Ada@Example.com", "123-45-6789", "+14155550100", "Grace Hopper", "grace@example.com"} {
 		if strings.Contains(g.logs.String(), secret) {
@@ -504,4 +514,49 @@ func reflectionClients(t *testing.T, base, key, customerID string) {
 	if err == nil || !strings.Contains(string(out), "InvalidArgument") {
 		t.Errorf("grpcurl GetCustomer with a bad id should fail validation: %v\n%s", err, out)
 	}
+}
+
+// noPlaintextPII reads every row of every table of Plinth's schemas as text
+// (bytea as hex) and fails if any holds one of values, as text or as hex.
+func noPlaintextPII(t *testing.T, dbURL string, values ...string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT table_schema || '.' || table_name FROM information_schema.tables
+		WHERE table_schema IN ('customers', 'ledger', 'access', 'idempotency') AND table_type = 'BASE TABLE'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var read int
+	for _, table := range tables {
+		texts, err := conn.Query(ctx, `SELECT t::text FROM `+table+` t`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, err := pgx.CollectRows(texts, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, row := range all {
+			read++
+			lower := strings.ToLower(row)
+			for _, v := range values {
+				if strings.Contains(lower, strings.ToLower(v)) || strings.Contains(lower, hex.EncodeToString([]byte(v))) {
+					t.Errorf("%s holds %q in the clear", table, v)
+				}
+			}
+		}
+	}
+	if read == 0 {
+		t.Fatal("read no rows: the check proved nothing")
+	}
+	t.Logf("no PII in the clear in %d rows of %d tables", read, len(tables))
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -71,6 +72,8 @@ func TestLedgerSurvivesSIGKILL(t *testing.T) {
 		"PLINTH_POSTGRES_MIGRATE_ON_START=true",
 		"PLINTH_POSTGRES_MAX_CONNS=24",
 		"PLINTH_BACKENDS_ACCESS=postgres",
+		"PLINTH_KEYRING_BACKEND=local",
+		"PLINTH_KEYRING_KEY_FILE=" + filepath.Join(t.TempDir(), "keys.json"),
 	}
 	ctx := context.Background()
 	runPlinth(t, env, "migrate", "up")

@@ -28,13 +28,16 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
+	vaultapi "github.com/hashicorp/vault/api"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"plinth.dev/plinth/capabilities/access"
 	"plinth.dev/plinth/capabilities/registry"
 	"plinth.dev/plinth/gateway/idempotency"
+	"plinth.dev/plinth/internal/keyring"
 	"plinth.dev/plinth/internal/migrate"
+	"plinth.dev/plinth/internal/seal"
 	"plinth.dev/plinth/sdk/go/gen/plinth/access/v1/accessv1connect"
 )
 
@@ -46,6 +49,7 @@ type Server struct {
 	capabilities []Capability
 	domains      []*mountedDomain
 	pool         *pgxpool.Pool
+	sealer       *seal.Sealer
 	idempotency  idempotency.Store
 	roles        *roles
 	access       *access.Service // the access domain's capabilities: who is calling
@@ -104,7 +108,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		return nil, fmt.Errorf("contracts: %w", err)
 	}
 
-	env := registry.Env{Logger: log, Postgres: s.postgresPool}
+	env := registry.Env{Logger: log, Postgres: s.postgresPool, Sealer: s.openSealer}
 	for _, d := range domains {
 		name := cfg.Backends[d.Name]
 		if name == "" {
@@ -184,7 +188,13 @@ func (s *Server) openIdempotency(ctx context.Context) error {
 		if err := s.prepareSchema(ctx, idempotency.Schema, idempotency.Migrations, "idempotency records"); err != nil {
 			return err
 		}
-		s.idempotency = idempotency.NewPostgresStore(s.pool)
+		// Recorded answers hold what callers were answered, sensitive
+		// data included: they are sealed like every value at rest.
+		sealer, err := s.openSealer(ctx)
+		if err != nil {
+			return fmt.Errorf("idempotency records in PostgreSQL: %w", err)
+		}
+		s.idempotency = idempotency.NewPostgresStore(s.pool, sealer)
 	default:
 		s.idempotency = idempotency.NewMemoryStore()
 	}
@@ -217,6 +227,42 @@ func (s *Server) prepareSchema(ctx context.Context, schema string, migrations fs
 		return fmt.Errorf("%s: the %s schema lacks migrations %v: run `plinth migrate up`, or set postgres.migrate_on_start", what, schema, pending)
 	}
 	return nil
+}
+
+// openSealer returns the sealer of sensitive data, making it on first use
+// from the configured keyring.
+func (s *Server) openSealer(ctx context.Context) (*seal.Sealer, error) {
+	if s.sealer != nil {
+		return s.sealer, nil
+	}
+	var (
+		kr  keyring.Keyring
+		err error
+	)
+	switch s.cfg.Keyring.Backend {
+	case "local":
+		kr, err = keyring.NewLocal(s.cfg.Keyring.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("keyring: %w", err)
+		}
+		s.log.Warn("sealing sensitive data with the LOCAL keyring: not for production (set keyring.backend = \"vault\")",
+			"key_file", s.cfg.Keyring.KeyFile)
+	case "vault":
+		vc := vaultapi.DefaultConfig() // reads VAULT_TOKEN and the VAULT_* TLS settings
+		vc.Address = s.cfg.Keyring.VaultAddress
+		client, err := vaultapi.NewClient(vc)
+		if err != nil {
+			return nil, fmt.Errorf("keyring: vault client: %w", err)
+		}
+		if client.Token() == "" {
+			return nil, errors.New("keyring: the vault keyring needs a token: set VAULT_TOKEN")
+		}
+		kr = keyring.NewVault(client, s.cfg.Keyring.TransitMount, s.cfg.Keyring.KVMount)
+	default:
+		return nil, errors.New("sensitive data is sealed before it is stored outside memory: set keyring.backend (vault in production; local, with keyring.key_file, elsewhere)")
+	}
+	s.sealer = seal.New(kr)
+	return s.sealer, nil
 }
 
 // postgresPool returns the shared pool, connecting on first use.

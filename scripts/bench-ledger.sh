@@ -46,8 +46,10 @@ max=$(tr ',' '\n' <<<"$levels" | sort -n | tail -1)
 export PLINTH_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/plinth"
 export PLINTH_BACKENDS_LEDGER=postgres PLINTH_BACKENDS_CUSTOMERS=postgres
 export PLINTH_POSTGRES_MAX_CONNS=$((max + 8)) PLINTH_LOG_LEVEL=info
-export PLINTH_LISTEN=127.0.0.1:0
+export PLINTH_LISTEN=127.0.0.1:0 PLINTH_BACKENDS_ACCESS=postgres
+export PLINTH_KEYRING_BACKEND=local PLINTH_KEYRING_KEY_FILE="$work/keys.json"
 "$work/plinth" migrate up >/dev/null
+api_key=$("$work/plinth" bootstrap | grep -o 'plk_[0-9a-f_]*')
 "$work/plinth" serve 2>"$work/gateway.log" &
 gateway_pid=$!
 for _ in $(seq 100); do
@@ -58,7 +60,7 @@ done
 [[ -n $addr ]] || { cat "$work/gateway.log" >&2; echo "gateway did not start" >&2; exit 1; }
 # The gateway logs at info, one line per call, as it would in production.
 echo "==> ledgerload against http://$addr for $duration per run" >&2
-"$work/ledgerload" --url "http://$addr" --concurrency "$levels" --duration "$duration" | tee "$work/ledgerload.out"
+"$work/ledgerload" --url "http://$addr" --api-key "$api_key" --concurrency "$levels" --duration "$duration" | tee "$work/ledgerload.out"
 
 echo "==> pgbench tpcb-like (scale $max) for $duration per run" >&2
 pgbench -h 127.0.0.1 -p "$port" -U postgres -i -q -s "$max" pgbench >/dev/null 2>&1

@@ -29,8 +29,16 @@ const (
 // enforces what the contract cannot say (lifecycle, uniqueness, real dates).
 type Service struct {
 	store    Store
-	emailKey func(email string) string
+	emailKey func(ctx context.Context, email string) (string, error)
 	now      func() time.Time
+}
+
+// EmailKeyer is implemented by stores that derive EmailKey themselves: a
+// store that keeps data outside memory makes it a keyed blind index, so
+// that it never holds an email in the clear. NewService uses it when the
+// store has it.
+type EmailKeyer interface {
+	EmailKey(ctx context.Context, email string) (string, error)
 }
 
 var _ customersv1connect.CustomerServiceHandler = (*Service)(nil)
@@ -51,14 +59,19 @@ func WithClock(now func() time.Time) Option {
 // WithEmailIndex makes the Service derive EmailKey with key, which gets the
 // email with surrounding spaces trimmed and must map every spelling of one
 // email that should count as the same (today: any case) to one key. It
-// defaults to CaseInsensitiveEmailKey.
-func WithEmailIndex(key func(email string) string) Option {
+// defaults to the store's EmailKey if the store is an EmailKeyer, and to
+// CaseInsensitiveEmailKey otherwise.
+func WithEmailIndex(key func(ctx context.Context, email string) (string, error)) Option {
 	return optionFunc(func(s *Service) { s.emailKey = key })
 }
 
 // NewService returns the customers capabilities over store.
 func NewService(store Store, opts ...Option) *Service {
-	s := &Service{store: store, emailKey: CaseInsensitiveEmailKey, now: time.Now}
+	s := &Service{store: store, now: time.Now,
+		emailKey: func(_ context.Context, email string) (string, error) { return CaseInsensitiveEmailKey(email), nil }}
+	if k, ok := store.(EmailKeyer); ok {
+		s.emailKey = k.EmailKey
+	}
 	for _, o := range opts {
 		o.apply(s)
 	}
@@ -94,11 +107,15 @@ func (s *Service) SignUpCustomer(ctx context.Context, req *connect.Request[custo
 	}
 	now := s.timestamp()
 	email := strings.TrimSpace(m.GetEmail())
+	emailKey, err := s.emailKey(ctx, email)
+	if err != nil {
+		return nil, err
+	}
 	c := Customer{
 		ID:        ids.New("cus"),
 		State:     StatePending,
 		Email:     email,
-		EmailKey:  s.emailKey(email),
+		EmailKey:  emailKey,
 		Profile:   profile,
 		CreatedAt: now,
 		UpdatedAt: now,
@@ -188,12 +205,17 @@ func (s *Service) UpdateCustomerProfile(ctx context.Context, req *connect.Reques
 // ChangeCustomerEmail gives a customer a new email.
 func (s *Service) ChangeCustomerEmail(ctx context.Context, req *connect.Request[customersv1.ChangeCustomerEmailRequest]) (*connect.Response[customersv1.ChangeCustomerEmailResponse], error) {
 	m := req.Msg
+	email := strings.TrimSpace(m.GetNewEmail())
+	emailKey, err := s.emailKey(ctx, email)
+	if err != nil {
+		return nil, err
+	}
 	c, err := s.store.Update(ctx, m.GetCustomerId(), func(c *Customer) error {
 		if !c.State.profileEditable() {
 			return &NotEditableError{CustomerID: c.ID, State: c.State}
 		}
-		c.Email = strings.TrimSpace(m.GetNewEmail())
-		c.EmailKey = s.emailKey(c.Email)
+		c.Email = email
+		c.EmailKey = emailKey
 		c.UpdatedAt = s.timestamp()
 		return nil
 	})
@@ -205,7 +227,11 @@ func (s *Service) ChangeCustomerEmail(ctx context.Context, req *connect.Request[
 
 // FindCustomerByEmail returns the customer with an email, regardless of case.
 func (s *Service) FindCustomerByEmail(ctx context.Context, req *connect.Request[customersv1.FindCustomerByEmailRequest]) (*connect.Response[customersv1.FindCustomerByEmailResponse], error) {
-	c, err := s.store.GetByEmailKey(ctx, s.emailKey(strings.TrimSpace(req.Msg.GetEmail())))
+	emailKey, err := s.emailKey(ctx, strings.TrimSpace(req.Msg.GetEmail()))
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.store.GetByEmailKey(ctx, emailKey)
 	if err != nil {
 		return nil, err
 	}

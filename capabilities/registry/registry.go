@@ -29,6 +29,8 @@ import (
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"plinth.dev/plinth/internal/seal"
 )
 
 // Domain is one domain of capabilities: a protobuf service, one rpc per
@@ -87,6 +89,11 @@ type Env struct {
 	// Postgres returns the gateway's shared PostgreSQL pool, or an error
 	// that says how to configure one.
 	Postgres func(ctx context.Context) (*pgxpool.Pool, error)
+	// Sealer returns the gateway's sealer of sensitive data (keys from the
+	// configured keyring), or an error that says how to configure one. A
+	// backend that keeps data outside memory seals every sensitive field
+	// with it before writing.
+	Sealer func(ctx context.Context) (*seal.Sealer, error)
 }
 
 // Pinger is implemented by stores that can tell whether what they store in
@@ -191,11 +198,12 @@ func LookupBackend(domain, name string) (Backend, error) {
 }
 
 // RegisterPostgresBackend registers a domain's "postgres" backend: newStore
-// makes the domain's store over the gateway's shared pool, and migrations
+// makes the domain's store over the gateway's shared pool (with what else
+// it needs from env), and migrations
 // (goose's format, in the schema named after the domain) are applied by
 // `plinth migrate` or by the gateway before it opens the backend, never by
 // the backend itself.
-func RegisterPostgresBackend(domain string, migrations fs.FS, newStore func(*pgxpool.Pool) any) {
+func RegisterPostgresBackend(domain string, migrations fs.FS, newStore func(ctx context.Context, pool *pgxpool.Pool, env Env) (any, error)) {
 	RegisterBackend(Backend{
 		Domain: domain,
 		Name:   "postgres",
@@ -207,7 +215,7 @@ func RegisterPostgresBackend(domain string, migrations fs.FS, newStore func(*pgx
 			if err != nil {
 				return nil, fmt.Errorf("%s/postgres: %w", domain, err)
 			}
-			return newStore(pool), nil
+			return newStore(ctx, pool, env)
 		},
 		Migrations: migrations,
 	})

@@ -38,6 +38,7 @@ import (
 
 type cli struct {
 	URL         string        `default:"http://127.0.0.1:8080" help:"Base URL of the gateway."`
+	APIKey      string        `name:"api-key" env:"PLINTH_API_KEY" required:"" help:"API key of a principal with the ledger scopes (plinth bootstrap prints one)."`
 	Concurrency string        `default:"1,8,32" help:"Comma-separated numbers of concurrent clients."`
 	Duration    time.Duration `default:"10s" help:"How long each run lasts."`
 	Workloads   string        `default:"spread,hot" help:"Comma-separated workloads: spread, hot."`
@@ -74,7 +75,7 @@ func run(c cli) error {
 		levels = append(levels, n)
 	}
 	transport := &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 0}
-	opts := []connect.ClientOption{plinth.WithIdempotencyKeys()}
+	opts := []connect.ClientOption{plinth.WithAPIKey(c.APIKey), plinth.WithIdempotencyKeys()}
 	if c.Protocol == "grpc" {
 		transport.Protocols = new(http.Protocols)
 		transport.Protocols.SetUnencryptedHTTP2(true)

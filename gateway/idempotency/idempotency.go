@@ -28,6 +28,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"time"
+
+	"plinth.dev/plinth/internal/keyring"
 )
 
 // Header is the request header that carries the idempotency key.
@@ -92,6 +94,10 @@ type Record struct {
 	// Response is the response message in deterministic protobuf binary,
 	// for a success.
 	Response []byte
+	// Class is the strictest class of sensitive data the response's type
+	// can hold, "" if none: a store that keeps records outside memory seals
+	// Response with that class's key.
+	Class keyring.Class
 	// Message and Details are the refusal's, for a refusal; each detail is
 	// a google.protobuf.Any in protobuf binary.
 	Message   string

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"plinth.dev/plinth/internal/keyring"
 	"plinth.dev/plinth/internal/sensitive"
 	optionsv1 "plinth.dev/plinth/sdk/go/gen/plinth/options/v1"
 )
@@ -152,6 +153,9 @@ func (i *interceptor) try(ctx context.Context, req connect.AnyRequest, next conn
 			return nil, fmt.Errorf("idempotency: marshal the response: %w", err), false
 		}
 		r := Record{Procedure: claim.Procedure, RequestHash: claim.RequestHash, Response: body, CreatedAt: claim.Now}
+		if method, ok := req.Spec().Schema.(protoreflect.MethodDescriptor); ok {
+			r.Class = classes[sensitive.StrictestClass(method.Output())]
+		}
 		if err := attempt.Finish(ctx, r, true); err != nil {
 			return nil, err, false
 		}
@@ -174,6 +178,13 @@ func (i *interceptor) try(ctx context.Context, req connect.AnyRequest, next conn
 		return nil, err, false
 	}
 	return nil, callErr, false
+}
+
+// classes names the keyring class of each sensitivity class.
+var classes = map[optionsv1.Sensitivity]keyring.Class{
+	optionsv1.Sensitivity_SENSITIVITY_PII: keyring.PII,
+	optionsv1.Sensitivity_SENSITIVITY_PCI: keyring.PCI,
+	optionsv1.Sensitivity_SENSITIVITY_PHI: keyring.PHI,
 }
 
 // final reports whether an error code is an answer worth replaying: the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"plinth.dev/plinth/capabilities/registry"
 	"plinth.dev/plinth/internal/pgtx"
+	"plinth.dev/plinth/internal/seal"
 )
 
 //go:embed migrations/*.sql
@@ -38,13 +40,21 @@ const Schema = "idempotency"
 //	  INSERT the record                      ┘
 //	COMMIT                                      effect and record together
 type postgresStore struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	sealer *seal.Sealer
 }
 
 // NewPostgresStore returns a Store over the records in pool's database
-// (schema "idempotency", made by Migrations).
-func NewPostgresStore(pool *pgxpool.Pool) Store {
-	return &postgresStore{pool: pool}
+// (schema "idempotency", made by Migrations). A response that can hold
+// sensitive data is sealed with sealer before it is stored, bound to its
+// caller and key.
+func NewPostgresStore(pool *pgxpool.Pool, sealer *seal.Sealer) Store {
+	return &postgresStore{pool: pool, sealer: sealer}
+}
+
+// responsePlace is where a record's sealed response is: it opens there only.
+func responsePlace(caller, key string) seal.Place {
+	return seal.Place{Table: "idempotency.records", Column: "response", Row: caller + "\x00" + key}
 }
 
 // lockID is the advisory lock of a scoped key. A collision of two keys'
@@ -71,7 +81,7 @@ func (s *postgresStore) Begin(ctx context.Context, c Claim) (_ *Record, _ Attemp
 	b := &pgx.Batch{}
 	b.Queue(`SELECT pg_try_advisory_xact_lock($1)`, lockID(c.Caller, c.Key))
 	b.Queue(`
-SELECT procedure, request_hash, code, response, message, details, created_at
+SELECT procedure, request_hash, code, response, coalesce(response_class, ''), message, details, created_at
   FROM idempotency.records WHERE caller = $1 AND key = $2`, c.Caller, c.Key)
 	b.Queue(`SAVEPOINT ` + effectSavepoint)
 	br := tx.SendBatch(ctx, b)
@@ -82,7 +92,7 @@ SELECT procedure, request_hash, code, response, message, details, created_at
 	)
 	err = br.QueryRow().Scan(&locked)
 	if err == nil {
-		err = br.QueryRow().Scan(&r.Procedure, &hash, &r.Code, &r.Response, &r.Message, &r.Details, &r.CreatedAt)
+		err = br.QueryRow().Scan(&r.Procedure, &hash, &r.Code, &r.Response, &r.Class, &r.Message, &r.Details, &r.CreatedAt)
 		found = err == nil
 		if errors.Is(err, pgx.ErrNoRows) {
 			err = nil
@@ -103,12 +113,17 @@ SELECT procedure, request_hash, code, response, message, details, created_at
 		return nil, nil, err
 	case found:
 		copy(r.RequestHash[:], hash)
+		if r.Class != "" {
+			if r.Response, err = s.sealer.Open(ctx, r.Class, responsePlace(c.Caller, c.Key), r.Response); err != nil {
+				return nil, nil, fmt.Errorf("idempotency: open the recorded response: %w", err)
+			}
+		}
 		if rerr := tx.Rollback(ctx); rerr != nil {
 			return nil, nil, pgtx.Classify(ctx, "idempotency: end read", rerr)
 		}
 		return &r, nil, nil
 	}
-	return nil, &postgresAttempt{tx: tx, claim: c, ctx: pgtx.WithTx(ctx, tx)}, nil
+	return nil, &postgresAttempt{tx: tx, claim: c, ctx: pgtx.WithTx(ctx, tx), sealer: s.sealer}, nil
 }
 
 // effectSavepoint separates a call's effect from the claim of its key, so
@@ -124,10 +139,11 @@ func (s *postgresStore) DeleteExpired(ctx context.Context, cutoff time.Time) (in
 }
 
 type postgresAttempt struct {
-	tx    pgx.Tx
-	claim Claim
-	ctx   context.Context
-	done  bool
+	tx     pgx.Tx
+	claim  Claim
+	ctx    context.Context
+	sealer *seal.Sealer
+	done   bool
 }
 
 func (a *postgresAttempt) Context() context.Context { return a.ctx }
@@ -139,11 +155,24 @@ func (a *postgresAttempt) Finish(ctx context.Context, r Record, keepEffect bool)
 			_ = a.tx.Rollback(context.WithoutCancel(ctx))
 		}
 	}()
-	var response any
+	var (
+		response any
+		class    any // NULL unless sealed
+	)
 	if r.Code == 0 {
 		response = r.Response
 		if r.Response == nil {
 			response = []byte{} // an empty message is a success too
+		}
+		if r.Class != "" {
+			if a.sealer == nil {
+				return errors.New("idempotency: a response with sensitive data needs a sealer to be stored")
+			}
+			sealed, err := a.sealer.Seal(ctx, r.Class, responsePlace(a.claim.Caller, a.claim.Key), r.Response)
+			if err != nil {
+				return fmt.Errorf("idempotency: seal the response: %w", err)
+			}
+			response, class = sealed, string(r.Class)
 		}
 	}
 	details := r.Details
@@ -159,9 +188,9 @@ func (a *postgresAttempt) Finish(ctx context.Context, r Record, keepEffect bool)
 		b.Queue(`ROLLBACK TO SAVEPOINT ` + effectSavepoint)
 	}
 	b.Queue(`
-INSERT INTO idempotency.records (caller, key, procedure, request_hash, code, response, message, details, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		a.claim.Caller, a.claim.Key, r.Procedure, r.RequestHash[:], r.Code, response, r.Message, details, r.CreatedAt)
+INSERT INTO idempotency.records (caller, key, procedure, request_hash, code, response, response_class, message, details, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		a.claim.Caller, a.claim.Key, r.Procedure, r.RequestHash[:], r.Code, response, class, r.Message, details, r.CreatedAt)
 	if err := a.tx.SendBatch(ctx, b).Close(); err != nil {
 		return pgtx.Classify(ctx, "idempotency: record the answer", err)
 	}

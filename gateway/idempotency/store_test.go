@@ -1,6 +1,7 @@
 package idempotency_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -12,9 +13,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"plinth.dev/plinth/gateway/idempotency"
+	"plinth.dev/plinth/internal/keyring"
 	"plinth.dev/plinth/internal/migrate"
 	"plinth.dev/plinth/internal/pgtest"
 	"plinth.dev/plinth/internal/pgtx"
+	"plinth.dev/plinth/internal/seal"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -117,7 +120,7 @@ func newPool(t *testing.T) *pgxpool.Pool {
 
 func TestPostgresStore(t *testing.T) {
 	t.Parallel()
-	testStore(t, idempotency.NewPostgresStore(newPool(t)))
+	testStore(t, idempotency.NewPostgresStore(newPool(t), newSealer(t)))
 }
 
 // TestPostgresRecordCommitsWithTheEffect proves that a backend's writes in
@@ -130,7 +133,7 @@ func TestPostgresRecordCommitsWithTheEffect(t *testing.T) {
 	if _, err := pool.Exec(ctx, `CREATE TABLE effects (key text PRIMARY KEY)`); err != nil {
 		t.Fatal(err)
 	}
-	store := idempotency.NewPostgresStore(pool)
+	store := idempotency.NewPostgresStore(pool, newSealer(t))
 	effect := func(att idempotency.Attempt, key string) {
 		t.Helper()
 		// What a backend does: pgtx.Run joins the attempt's transaction.
@@ -196,4 +199,43 @@ func exists(t *testing.T, pool *pgxpool.Pool, key string) bool {
 		t.Fatal(err)
 	}
 	return n == 1
+}
+
+func newSealer(t testing.TB) *seal.Sealer {
+	t.Helper()
+	kr, err := keyring.NewLocal("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seal.New(kr)
+}
+
+// TestPostgresSealsSensitiveResponses proves that a recorded response that
+// can hold sensitive data is stored sealed, and replays in the clear.
+func TestPostgresSealsSensitiveResponses(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := newPool(t)
+	store := idempotency.NewPostgresStore(pool, newSealer(t))
+	c := claim("alice", "pii-1", "sign up")
+	_, att, err := store.Begin(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("Ada Lovelace <ada@example.com>")
+	if err := att.Finish(ctx, idempotency.Record{Procedure: c.Procedure, RequestHash: c.RequestHash, Response: body, Class: keyring.PII, CreatedAt: t0}, true); err != nil {
+		t.Fatal(err)
+	}
+	var stored []byte
+	var class string
+	if err := pool.QueryRow(ctx, `SELECT response, response_class FROM idempotency.records WHERE key = 'pii-1'`).Scan(&stored, &class); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(stored, []byte("Ada")) || class != "pii" {
+		t.Errorf("stored response %q (class %q): want it sealed with the pii key", stored, class)
+	}
+	rec, _, err := store.Begin(ctx, c)
+	if err != nil || rec == nil || !bytes.Equal(rec.Response, body) {
+		t.Fatalf("replayed record = %+v, %v; want the response opened", rec, err)
+	}
 }

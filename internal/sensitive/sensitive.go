@@ -105,3 +105,42 @@ func redact(m protoreflect.Message) {
 		return true
 	})
 }
+
+// StrictestClass returns the strictest class of sensitive data that a
+// message of type md can hold, in any field at any depth: PHI over PCI over
+// PII, and SENSITIVITY_UNSPECIFIED if it holds none. Credentials
+// (SENSITIVITY_SECRET) are not counted: nothing stores them.
+func StrictestClass(md protoreflect.MessageDescriptor) optionsv1.Sensitivity {
+	return strictest(md, map[protoreflect.FullName]bool{})
+}
+
+var classRank = map[optionsv1.Sensitivity]int{
+	optionsv1.Sensitivity_SENSITIVITY_PII: 1,
+	optionsv1.Sensitivity_SENSITIVITY_PCI: 2,
+	optionsv1.Sensitivity_SENSITIVITY_PHI: 3,
+}
+
+func strictest(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) optionsv1.Sensitivity {
+	if seen[md.FullName()] {
+		return optionsv1.Sensitivity_SENSITIVITY_UNSPECIFIED
+	}
+	seen[md.FullName()] = true
+	best := optionsv1.Sensitivity_SENSITIVITY_UNSPECIFIED
+	consider := func(c optionsv1.Sensitivity) {
+		if classRank[c] > classRank[best] {
+			best = c
+		}
+	}
+	fields := md.Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		consider(ClassOf(fd))
+		if fd.IsMap() {
+			fd = fd.MapValue()
+		}
+		if fd.Message() != nil {
+			consider(strictest(fd.Message(), seen))
+		}
+	}
+	return best
+}

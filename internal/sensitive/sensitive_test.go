@@ -10,6 +10,7 @@ import (
 	"plinth.dev/plinth/internal/sensitive"
 	accessv1 "plinth.dev/plinth/sdk/go/gen/plinth/access/v1"
 	customersv1 "plinth.dev/plinth/sdk/go/gen/plinth/customers/v1"
+	optionsv1 "plinth.dev/plinth/sdk/go/gen/plinth/options/v1"
 )
 
 func TestRedactRemovesEverySensitiveValue(t *testing.T) {
@@ -52,5 +53,17 @@ func TestClearSecretsRemovesCredentialsOnly(t *testing.T) {
 	b, _ := protojson.Marshal(sensitive.Redact(msg))
 	if strings.Contains(string(b), "s3cr3t") || !strings.Contains(string(b), "[SECRET]") {
 		t.Errorf("Redact = %s, want the secret replaced", b)
+	}
+}
+
+func TestStrictestClass(t *testing.T) {
+	if got := sensitive.StrictestClass((&customersv1.GetCustomerResponse{}).ProtoReflect().Descriptor()); got != optionsv1.Sensitivity_SENSITIVITY_PII {
+		t.Errorf("GetCustomerResponse: %v, want PII (through Customer)", got)
+	}
+	if got := sensitive.StrictestClass((&customersv1.ListCustomersRequest{}).ProtoReflect().Descriptor()); got != optionsv1.Sensitivity_SENSITIVITY_UNSPECIFIED {
+		t.Errorf("ListCustomersRequest: %v, want none", got)
+	}
+	if got := sensitive.StrictestClass((&accessv1.IssueApiKeyResponse{}).ProtoReflect().Descriptor()); got != optionsv1.Sensitivity_SENSITIVITY_UNSPECIFIED {
+		t.Errorf("IssueApiKeyResponse: %v, want none: a secret is not stored", got)
 	}
 }

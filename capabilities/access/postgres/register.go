@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"embed"
 	"io/fs"
 
@@ -18,7 +19,7 @@ var migrationFiles embed.FS
 func Migrations() fs.FS { return registry.MigrationsIn(migrationFiles, "migrations") }
 
 func init() {
-	registry.RegisterPostgresBackend("access", Migrations(), func(pool *pgxpool.Pool) any {
-		return access.Store(New(pool))
+	registry.RegisterPostgresBackend("access", Migrations(), func(_ context.Context, pool *pgxpool.Pool, _ registry.Env) (any, error) {
+		return access.Store(New(pool)), nil
 	})
 }

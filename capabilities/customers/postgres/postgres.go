@@ -20,6 +20,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,26 +33,51 @@ import (
 	"plinth.dev/plinth/capabilities/customers"
 	"plinth.dev/plinth/capabilities/domainerr"
 	"plinth.dev/plinth/capabilities/registry"
+	"plinth.dev/plinth/internal/keyring"
 	"plinth.dev/plinth/internal/pgtx"
+	"plinth.dev/plinth/internal/seal"
 )
 
 // Store keeps customers in PostgreSQL. It is safe for concurrent use.
 type Store struct {
-	pool  *pgxpool.Pool
-	codec fieldCodec // what the PII columns hold
+	pool   *pgxpool.Pool
+	sealer *seal.Sealer // seals PII before it reaches the database
+	codec  fieldCodec   // what the PII columns hold
 }
 
 var (
-	_ customers.Store = (*Store)(nil)
-	_ registry.Pinger = (*Store)(nil)
+	_ customers.Store      = (*Store)(nil)
+	_ customers.EmailKeyer = (*Store)(nil)
+	_ registry.Pinger      = (*Store)(nil)
 )
 
 // New returns a Store over pool, whose database must have the customers
 // migrations applied. New does not touch the database, and the Store never
 // closes pool: whoever made the pool (the gateway, shared by every domain)
 // closes it.
-func New(pool *pgxpool.Pool) *Store {
-	return &Store{pool: pool, codec: plaintextCodec{}}
+//
+// Every PII value is sealed with sealer (AES-256-GCM under data keys the
+// keyring wraps with the PII class key, bound to its table, column and
+// row) before it is written, and the email is found through a keyed blind
+// index (EmailKey), so the database never holds PII in the clear.
+func New(pool *pgxpool.Pool, sealer *seal.Sealer) *Store {
+	return &Store{pool: pool, sealer: sealer, codec: sealingCodec{sealer}}
+}
+
+// emailIndexPurpose names the blind index of emails: its key is the
+// keyring's for this purpose alone.
+const emailIndexPurpose = "customers.email"
+
+// EmailKey returns the keyed blind index of an email: HMAC-SHA-256, under
+// a key the keyring keeps, of the email in lower case, in hex. Equal emails
+// (regardless of case) get equal keys; the key cannot be turned back into
+// the email without the keyring.
+func (s *Store) EmailKey(ctx context.Context, email string) (string, error) {
+	idx, err := s.sealer.BlindIndex(ctx, emailIndexPurpose, []byte(customers.CaseInsensitiveEmailKey(email)))
+	if err != nil {
+		return "", keyringFailure("index an email", err)
+	}
+	return hex.EncodeToString(idx), nil
 }
 
 // The tables, and the names of the constraints whose violations mean
@@ -77,7 +103,7 @@ SELECT c.id, c.state, c.state_reason, c.email_lookup, c.created_at, c.updated_at
 // Create stores a new customer.
 func (s *Store) Create(ctx context.Context, c customers.Customer) error {
 	c = withStoredTimes(c)
-	pii, err := s.seal(c)
+	pii, err := s.seal(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -118,7 +144,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 
 // Get returns the customer with the id.
 func (s *Store) Get(ctx context.Context, id string) (customers.Customer, error) {
-	c, err := s.scan(pgtx.QuerierFor(ctx, s.pool).QueryRow(ctx, selectCustomer+` WHERE c.id = $1`, id))
+	c, err := s.scan(ctx, pgtx.QuerierFor(ctx, s.pool).QueryRow(ctx, selectCustomer+` WHERE c.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return customers.Customer{}, customers.NotFound(id)
 	}
@@ -130,7 +156,7 @@ func (s *Store) Get(ctx context.Context, id string) (customers.Customer, error) 
 
 // GetByEmailKey returns the customer whose EmailKey is key.
 func (s *Store) GetByEmailKey(ctx context.Context, key string) (customers.Customer, error) {
-	c, err := s.scan(pgtx.QuerierFor(ctx, s.pool).QueryRow(ctx, selectCustomer+` WHERE c.email_lookup = $1`, key))
+	c, err := s.scan(ctx, pgtx.QuerierFor(ctx, s.pool).QueryRow(ctx, selectCustomer+` WHERE c.email_lookup = $1`, key))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return customers.Customer{}, &domainerr.NotFoundError{Resource: "customer with this email"}
 	}
@@ -160,7 +186,7 @@ func (s *Store) List(ctx context.Context, q customers.ListQuery) ([]customers.Cu
 	defer rows.Close()
 	var page []customers.Customer
 	for rows.Next() {
-		c, err := s.scan(rows)
+		c, err := s.scan(ctx, rows)
 		if err != nil {
 			return nil, s.fail(ctx, "list customers", err)
 		}
@@ -193,7 +219,7 @@ func (s *Store) Update(ctx context.Context, id string, change func(*customers.Cu
 		if _, err := tx.Exec(ctx, `SELECT FROM `+customersTable+` WHERE id = $1 FOR UPDATE`, id); err != nil {
 			return err
 		}
-		c, err := s.scan(tx.QueryRow(ctx, selectCustomer+` WHERE c.id = $1`, id))
+		c, err := s.scan(ctx, tx.QueryRow(ctx, selectCustomer+` WHERE c.id = $1`, id))
 		if err != nil {
 			return err
 		}
@@ -206,7 +232,7 @@ func (s *Store) Update(ctx context.Context, id string, change func(*customers.Cu
 			return errors.New("change altered the customer's id")
 		}
 		c = withStoredTimes(c)
-		pii, err := s.seal(c)
+		pii, err := s.seal(ctx, c)
 		if err != nil {
 			return err
 		}
@@ -271,7 +297,7 @@ type sealedPII struct {
 }
 
 // seal makes the PII columns of c.
-func (s *Store) seal(c customers.Customer) (sealedPII, error) {
+func (s *Store) seal(ctx context.Context, c customers.Customer) (sealedPII, error) {
 	var (
 		out  sealedPII
 		errs []error
@@ -280,7 +306,7 @@ func (s *Store) seal(c customers.Customer) (sealedPII, error) {
 		if optional && len(value) == 0 {
 			return nil
 		}
-		sealed, err := s.codec.Seal(place{table: piiTable, column: column, row: c.ID}, value)
+		sealed, err := s.codec.Seal(ctx, seal.Place{Table: piiTable, Column: column, Row: c.ID}, value)
 		errs = append(errs, err)
 		return sealed
 	}
@@ -297,19 +323,19 @@ func (s *Store) seal(c customers.Customer) (sealedPII, error) {
 		out.address = field("address", address, false)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return sealedPII{}, fmt.Errorf("customers/postgres: seal the PII of customer %s: %w", c.ID, err)
+		return sealedPII{}, keyringFailure("seal the PII of customer "+c.ID, err)
 	}
 	return out, nil
 }
 
 // open fills the PII fields of c from its columns.
-func (s *Store) open(c *customers.Customer, pii sealedPII) error {
+func (s *Store) open(ctx context.Context, c *customers.Customer, pii sealedPII) error {
 	var errs []error
 	field := func(column string, sealed []byte) []byte {
 		if sealed == nil { // NULL: an optional field not given
 			return nil
 		}
-		plain, err := s.codec.Open(place{table: piiTable, column: column, row: c.ID}, sealed)
+		plain, err := s.codec.Open(ctx, seal.Place{Table: piiTable, Column: column, Row: c.ID}, sealed)
 		errs = append(errs, err)
 		return plain
 	}
@@ -329,7 +355,7 @@ func (s *Store) open(c *customers.Customer, pii sealedPII) error {
 }
 
 // scan reads one row of selectCustomer.
-func (s *Store) scan(row pgx.Row) (customers.Customer, error) {
+func (s *Store) scan(ctx context.Context, row pgx.Row) (customers.Customer, error) {
 	var (
 		c         customers.Customer
 		state     string
@@ -351,8 +377,8 @@ func (s *Store) scan(row pgx.Row) (customers.Customer, error) {
 	if !hasPII {
 		return customers.Customer{}, fmt.Errorf("customer %s has no PII row", c.ID)
 	}
-	if err := s.open(&c, pii); err != nil {
-		return customers.Customer{}, err
+	if err := s.open(ctx, &c, pii); err != nil {
+		return customers.Customer{}, keyringFailure("open the PII of customer "+c.ID, err)
 	}
 	return c, nil
 }
@@ -364,6 +390,17 @@ func (s *Store) scan(row pgx.Row) (customers.Customer, error) {
 func violated(err error, constraint string) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == constraint
+}
+
+// keyringFailure wraps an error of sealing, opening or indexing: a keyring
+// that cannot be reached makes the call Unavailable (nothing is written
+// unsealed: the write never happens); anything else (a value that does not
+// open where it is) is an internal error. Neither repeats a value.
+func keyringFailure(op string, err error) error {
+	if errors.Is(err, keyring.ErrUnavailable) {
+		return &domainerr.UnavailableError{Dependency: "key service", Err: fmt.Errorf("customers/postgres: %s: %w", op, err)}
+	}
+	return fmt.Errorf("customers/postgres: %s: %w", op, err)
 }
 
 // fail wraps an error of op (an operation on a customer, never a sensitive

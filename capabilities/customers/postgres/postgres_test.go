@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,8 +19,10 @@ import (
 	"plinth.dev/plinth/capabilities/customers/postgres"
 	"plinth.dev/plinth/capabilities/domainerr"
 	"plinth.dev/plinth/capabilities/registry"
+	"plinth.dev/plinth/internal/keyring"
 	"plinth.dev/plinth/internal/migrate"
 	"plinth.dev/plinth/internal/pgtest"
+	"plinth.dev/plinth/internal/seal"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -48,7 +51,7 @@ func newPool(t *testing.T) *pgxpool.Pool {
 
 func TestConformance(t *testing.T) {
 	customerstest.Run(t, func(t *testing.T) customers.Store {
-		return postgres.New(newPool(t))
+		return postgres.New(newPool(t), newSealer(t))
 	})
 }
 
@@ -66,7 +69,11 @@ func TestRegistered(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	store, err := b.Open(t.Context(), registry.Env{Postgres: func(context.Context) (*pgxpool.Pool, error) { return pool, nil }})
+	sealer := newSealer(t)
+	store, err := b.Open(t.Context(), registry.Env{
+		Postgres: func(context.Context) (*pgxpool.Pool, error) { return pool, nil },
+		Sealer:   func(context.Context) (*seal.Sealer, error) { return sealer, nil },
+	})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -115,7 +122,7 @@ func TestSchemaRefusesWhatTheDomainForbids(t *testing.T) {
 	t.Parallel()
 	pool := newPool(t)
 	ctx := t.Context()
-	if err := postgres.New(pool).Create(ctx, customer(id1, "ada@example.com")); err != nil {
+	if err := postgres.New(pool, newSealer(t)).Create(ctx, customer(id1, "ada@example.com")); err != nil {
 		t.Fatal(err)
 	}
 	insert := `INSERT INTO customers.customers (id, state, email_lookup, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)`
@@ -188,7 +195,7 @@ func TestPIIColumnsHoldCodecOutput(t *testing.T) {
 	}
 	bare := customer(id2, "grace@example.com")
 	bare.Profile = customers.Profile{Name: "Grace Hopper"}
-	store := postgres.New(pool)
+	store := postgres.New(pool, newSealer(t))
 	for _, c := range []customers.Customer{full, bare} {
 		if err := store.Create(ctx, c); err != nil {
 			t.Fatal(err)
@@ -211,18 +218,57 @@ func TestPIIColumnsHoldCodecOutput(t *testing.T) {
 			switch {
 			case !tc.notNull[column] && value != nil:
 				t.Errorf("%s.%s holds %d bytes, want NULL for a field not given", tc.id, column, len(value))
-			case tc.notNull[column] && (len(value) < 2 || value[0] != 0x00):
-				t.Errorf("%s.%s = %d bytes starting %x, want the 0x00 format byte and the value", tc.id, column, len(value), value[:min(len(value), 1)])
+			case tc.notNull[column] && (len(value) < 2 || value[0] != 0x01):
+				t.Errorf("%s.%s = %d bytes starting %x, want a value sealed by internal/seal (format 0x01)", tc.id, column, len(value), value[:min(len(value), 1)])
+			}
+			for _, plain := range []string{"Ada", "Lovelace", "example.com", "+442071234567", "1815-12-10", "AB123456C", "James", "Grace"} {
+				if bytes.Contains(value, []byte(plain)) {
+					t.Errorf("%s.%s holds %q in the clear", tc.id, column, plain)
+				}
 			}
 		}
 	}
-	// The lookup column holds the key, not the email as written.
+	// The lookup column holds the key it was given, as it was given.
 	var lookup string
 	if err := pool.QueryRow(ctx, `SELECT email_lookup FROM customers.customers WHERE id = $1`, id1).Scan(&lookup); err != nil {
 		t.Fatal(err)
 	}
-	if lookup != "ada@example.com" {
-		t.Errorf("email_lookup = %q, want the EmailKey", lookup)
+	if lookup != full.EmailKey {
+		t.Errorf("email_lookup = %q, want the EmailKey %q", lookup, full.EmailKey)
+	}
+
+	// A sealed value copied to another row does not open there: it is
+	// bound to its place.
+	if _, err := pool.Exec(ctx, `UPDATE customers.customer_pii SET name = (SELECT name FROM customers.customer_pii WHERE customer_id = $1) WHERE customer_id = $2`, id1, id2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Get(ctx, id2); err == nil || strings.Contains(err.Error(), "Ada") {
+		t.Errorf("Get of a row holding another row's sealed name = %v, want an error that repeats nothing", err)
+	}
+}
+
+// The email's blind index is keyed: equal regardless of case, never the
+// email, and not what another keyring makes of it.
+func TestEmailKeyIsAKeyedBlindIndex(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := postgres.New(newPool(t), newSealer(t))
+	a, err := store.EmailKey(ctx, "Ada@Example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := store.EmailKey(ctx, "ada@example.COM")
+	c, _ := store.EmailKey(ctx, "grace@example.com")
+	other, _ := postgres.New(newPool(t), newSealer(t)).EmailKey(ctx, "ada@example.com")
+	switch {
+	case a != b:
+		t.Errorf("keys of one email in two cases differ: %s, %s", a, b)
+	case a == c:
+		t.Error("two emails share a key")
+	case strings.Contains(strings.ToLower(a), "ada"):
+		t.Errorf("key %s holds the email", a)
+	case a == other:
+		t.Error("two keyrings make the same key: the index is not keyed")
 	}
 }
 
@@ -232,7 +278,7 @@ func TestUnreadablePIIIsAnErrorWithoutTheValue(t *testing.T) {
 	t.Parallel()
 	pool := newPool(t)
 	ctx := t.Context()
-	store := postgres.New(pool)
+	store := postgres.New(pool, newSealer(t))
 	if err := store.Create(ctx, customer(id1, "ada@example.com")); err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +307,7 @@ func TestCustomerWithoutPIIIsAnError(t *testing.T) {
 	t.Parallel()
 	pool := newPool(t)
 	ctx := t.Context()
-	store := postgres.New(pool)
+	store := postgres.New(pool, newSealer(t))
 	for _, c := range []customers.Customer{customer(id1, "ada@example.com"), customer(id2, "grace@example.com")} {
 		if err := store.Create(ctx, c); err != nil {
 			t.Fatal(err)
@@ -283,7 +329,7 @@ func TestCustomerWithoutPIIIsAnError(t *testing.T) {
 
 func TestCreateWithAnExistingID(t *testing.T) {
 	t.Parallel()
-	store := postgres.New(newPool(t))
+	store := postgres.New(newPool(t), newSealer(t))
 	ctx := t.Context()
 	if err := store.Create(ctx, customer(id1, "ada@example.com")); err != nil {
 		t.Fatal(err)
@@ -307,7 +353,7 @@ func TestCreateWithAnExistingID(t *testing.T) {
 
 func TestUpdateRefusesToChangeTheID(t *testing.T) {
 	t.Parallel()
-	store := postgres.New(newPool(t))
+	store := postgres.New(newPool(t), newSealer(t))
 	ctx := t.Context()
 	want := customer(id1, "ada@example.com")
 	if err := store.Create(ctx, want); err != nil {
@@ -337,7 +383,7 @@ func TestUpdateRefusesToChangeTheID(t *testing.T) {
 // and finer ones are truncated, not rounded, on the way in.
 func TestTimesRoundTrip(t *testing.T) {
 	t.Parallel()
-	store := postgres.New(newPool(t))
+	store := postgres.New(newPool(t), newSealer(t))
 	ctx := t.Context()
 	c := customer(id1, "ada@example.com")
 	paris := time.FixedZone("CET", 3600)
@@ -392,7 +438,7 @@ func TestUnavailableWhenTheDatabaseIsUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	store := postgres.New(pool)
+	store := postgres.New(pool, newSealer(t))
 	ctx := t.Context()
 
 	calls := map[string]func() error{
@@ -428,7 +474,7 @@ func TestUnavailableWhenTheDatabaseIsUnreachable(t *testing.T) {
 // The caller giving up is not the database being unavailable.
 func TestCanceledContextIsNotUnavailable(t *testing.T) {
 	t.Parallel()
-	store := postgres.New(newPool(t))
+	store := postgres.New(newPool(t), newSealer(t))
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_, err := store.Get(ctx, id1)
@@ -442,7 +488,18 @@ func TestCanceledContextIsNotUnavailable(t *testing.T) {
 
 func TestPing(t *testing.T) {
 	t.Parallel()
-	if err := postgres.New(newPool(t)).Ping(t.Context()); err != nil {
+	if err := postgres.New(newPool(t), newSealer(t)).Ping(t.Context()); err != nil {
 		t.Errorf("Ping: %v", err)
 	}
+}
+
+// newSealer returns a sealer over a local keyring whose keys live in
+// memory: enough for tests, which never read back after a restart.
+func newSealer(t testing.TB) *seal.Sealer {
+	t.Helper()
+	kr, err := keyring.NewLocal("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seal.New(kr)
 }

@@ -1,7 +1,10 @@
 package postgres
 
 import (
+	"context"
 	"embed"
+	"errors"
+	"fmt"
 	"io/fs"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -18,7 +21,14 @@ var migrationFiles embed.FS
 func Migrations() fs.FS { return registry.MigrationsIn(migrationFiles, "migrations") }
 
 func init() {
-	registry.RegisterPostgresBackend("customers", Migrations(), func(pool *pgxpool.Pool) any {
-		return customers.Store(New(pool))
+	registry.RegisterPostgresBackend("customers", Migrations(), func(ctx context.Context, pool *pgxpool.Pool, env registry.Env) (any, error) {
+		if env.Sealer == nil {
+			return nil, errors.New("customers/postgres: the gateway offers no sealer for PII")
+		}
+		sealer, err := env.Sealer(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("customers/postgres: %w", err)
+		}
+		return customers.Store(New(pool, sealer)), nil
 	})
 }

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"embed"
 	"io/fs"
 
@@ -18,7 +19,7 @@ var migrationFiles embed.FS
 func Migrations() fs.FS { return registry.MigrationsIn(migrationFiles, "migrations") }
 
 func init() {
-	registry.RegisterPostgresBackend("ledger", Migrations(), func(pool *pgxpool.Pool) any {
-		return ledger.Store(New(pool))
+	registry.RegisterPostgresBackend("ledger", Migrations(), func(_ context.Context, pool *pgxpool.Pool, _ registry.Env) (any, error) {
+		return ledger.Store(New(pool)), nil
 	})
 }
