@@ -116,6 +116,9 @@ func TestKeyring(t *testing.T) {
 					[]byte("garbage"),
 					wrapped[:len(wrapped)-4],
 					flipLastChar(wrapped),
+					// Another spelling of version 1 is a change too.
+					bytes.Replace(wrapped, []byte(":v1:"), []byte(":v0:"), 1),
+					bytes.Replace(wrapped, []byte(":v1:"), []byte(":v01:"), 1),
 				} {
 					_, err := kr.UnwrapDataKey(ctx, keyring.PHI, bad)
 					if !errors.Is(err, keyring.ErrCannotUnwrap) {
@@ -464,13 +467,13 @@ func TestVaultUnavailable(t *testing.T) {
 func checkUnavailable(t *testing.T, op string, err error) {
 	t.Helper()
 	if !errors.Is(err, keyring.ErrUnavailable) {
-		t.Errorf("%s with Vault stopped: got %v, want ErrUnavailable", op, err)
+		t.Errorf("%s with Vault down: got %v, want ErrUnavailable", op, err)
 		return
 	}
 	if strings.Contains(err.Error(), "\n") {
-		t.Errorf("%s with Vault stopped: error of several lines: %q", op, err)
+		t.Errorf("%s with Vault down: error of several lines: %q", op, err)
 	}
-	t.Logf("%s with Vault stopped: %v", op, err)
+	t.Logf("%s with Vault down: %v", op, err)
 }
 
 func TestVaultForbiddenIsNotUnavailable(t *testing.T) {
@@ -483,4 +486,17 @@ func TestVaultForbiddenIsNotUnavailable(t *testing.T) {
 	if err == nil || errors.Is(err, keyring.ErrUnavailable) {
 		t.Errorf("NewDataKey with a bad token: got %v, want an error that is not ErrUnavailable", err)
 	}
+}
+
+func TestVaultSealedIsUnavailable(t *testing.T) {
+	t.Parallel()
+	s := vaulttest.NewServer(t)
+	transit := s.EnableTransit(t, "")
+	c := s.Client(t)
+	kr := keyring.NewVault(c, transit, "secret")
+	if err := c.Sys().SealWithContext(t.Context()); err != nil {
+		t.Fatalf("seal Vault: %v", err)
+	}
+	_, _, err := kr.NewDataKey(t.Context(), keyring.PII)
+	checkUnavailable(t, "NewDataKey", err)
 }

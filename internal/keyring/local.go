@@ -396,7 +396,7 @@ func parseLocal(wrapped []byte) (int, []byte, error) {
 		return 0, nil, fmt.Errorf("%w: malformed", ErrCannotUnwrap)
 	}
 	version, err := strconv.Atoi(v)
-	if err != nil || version < 1 {
+	if err != nil || version < 1 || v != strconv.Itoa(version) { // one spelling per version
 		return 0, nil, fmt.Errorf("%w: malformed version", ErrCannotUnwrap)
 	}
 	sealed, err := base64.RawStdEncoding.DecodeString(b64)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -243,11 +244,22 @@ func (k *vaultKeyring) withClassKey(ctx context.Context, class Class, call func(
 	return call()
 }
 
-// checkTransitCiphertext refuses what cannot be transit's ciphertext
-// without asking Vault.
+// checkTransitCiphertext refuses, without asking Vault, what is not
+// transit's ciphertext "vault:v<version>:<base64>" with a version of 1 or
+// more. Transit itself takes "vault:v0:" for "vault:v1:" (a compatibility
+// mode of its first release): refusing it here keeps every changed byte of
+// a wrapped key an error, as a tampered wrapped key should be.
 func checkTransitCiphertext(wrapped []byte) error {
-	if !bytes.HasPrefix(wrapped, []byte("vault:v")) {
+	rest, ok := bytes.CutPrefix(wrapped, []byte("vault:v"))
+	if !ok {
 		return fmt.Errorf("%w: not wrapped by Vault transit", ErrCannotUnwrap)
+	}
+	version, _, ok := bytes.Cut(rest, []byte(":"))
+	if !ok {
+		return fmt.Errorf("%w: malformed", ErrCannotUnwrap)
+	}
+	if v, err := strconv.Atoi(string(version)); err != nil || v < 1 || string(version) != strconv.Itoa(v) {
+		return fmt.Errorf("%w: malformed key version", ErrCannotUnwrap)
 	}
 	return nil
 }

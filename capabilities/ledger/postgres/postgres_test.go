@@ -23,7 +23,9 @@ import (
 	"plinth.dev/plinth/gateway/idempotency"
 	"plinth.dev/plinth/internal/ids"
 	"plinth.dev/plinth/internal/migrate"
+	"plinth.dev/plinth/internal/keyring"
 	"plinth.dev/plinth/internal/pgtest"
+	"plinth.dev/plinth/internal/seal"
 	"plinth.dev/plinth/internal/pgtx"
 )
 
@@ -59,7 +61,11 @@ func TestConformance(t *testing.T) {
 		if _, err := migrate.Up(context.Background(), pool, "idempotency", idempotency.Migrations, nil); err != nil {
 			t.Fatal(err)
 		}
-		return ledgertest.Backend{Store: postgres.New(pool), Idempotency: idempotency.NewPostgresStore(pool)}
+		kr, err := keyring.NewLocal("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ledgertest.Backend{Store: postgres.New(pool), Idempotency: idempotency.NewPostgresStore(pool, seal.New(kr))}
 	})
 }
 
