@@ -22,11 +22,11 @@ import (
 	"plinth.dev/plinth/capabilities/registry"
 	"plinth.dev/plinth/gateway/idempotency"
 	"plinth.dev/plinth/internal/ids"
-	"plinth.dev/plinth/internal/migrate"
 	"plinth.dev/plinth/internal/keyring"
+	"plinth.dev/plinth/internal/migrate"
 	"plinth.dev/plinth/internal/pgtest"
-	"plinth.dev/plinth/internal/seal"
 	"plinth.dev/plinth/internal/pgtx"
+	"plinth.dev/plinth/internal/seal"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
