@@ -222,3 +222,52 @@ func TestAPIKeySecretIsShownOnce(t *testing.T) {
 		t.Error("the debug log holds an API key")
 	}
 }
+
+// TestMaskingAndReveal proves that a caller without the right to reveal PII
+// sees masks that fit each field, one with it sees the values, and the
+// access log says what was revealed, never the values.
+func TestMaskingAndReveal(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, withConfig(func(cfg *gateway.Config) {
+		cfg.Auth.Roles = map[string]gateway.RoleConfig{
+			"support": {Scopes: []string{"customers.read"}, Reveal: []string{"pii"}},
+			"reader":  {Scopes: []string{"customers.read"}},
+		}
+	}))
+	_, supportKey, _ := newPrincipal(t, ts, "support-console", "support")
+	_, readerKey, _ := newPrincipal(t, ts, "analytics", "reader")
+	signed, err := ts.client().SignUpCustomer(t.Context(), connect.NewRequest(&customersv1.SignUpCustomerRequest{
+		Name: "Ada Lovelace", Email: "ada@example.com", TaxId: "123-45-6789", Phone: "+14155550100",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := signed.Msg.GetCustomer().GetId()
+	get := func(key string) *customersv1.Customer {
+		t.Helper()
+		req := connect.NewRequest(&customersv1.GetCustomerRequest{CustomerId: id})
+		req.Header().Set(gateway.RequestIDHeader, "get-as-"+key[4:12])
+		res, err := customersAs(ts, key).GetCustomer(t.Context(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Msg.GetCustomer()
+	}
+	masked := get(readerKey)
+	if masked.GetName() != "****" || masked.GetEmail() != "***@example.com" || masked.GetTaxId() != "****6789" || masked.GetPhone() != "****0100" {
+		t.Errorf("a caller without reveal got %v, want masks", masked)
+	}
+	if masked.GetId() != id {
+		t.Errorf("masking changed the id: %q", masked.GetId())
+	}
+	shown := get(supportKey)
+	if shown.GetName() != "Ada Lovelace" || shown.GetTaxId() != "123-45-6789" {
+		t.Errorf("a caller with reveal got %v, want the values", shown)
+	}
+	if line := ts.accessLog(t, "get-as-"+supportKey[4:12]); line.str("revealed") != "pii" {
+		t.Errorf("access log of a reveal: %v, want revealed=pii", line)
+	}
+	if line := ts.accessLog(t, "get-as-"+readerKey[4:12]); line.str("revealed") != "" {
+		t.Errorf("access log of a masked answer: %v, want nothing revealed", line)
+	}
+}

@@ -2,17 +2,21 @@ package gateway
 
 // The interceptors around every capability call, outermost first:
 //
-//	tracing (otelconnect)        only when configured
-//	 observe                     access log and metrics, one line per call
-//	  recover                    a panic becomes Internal
-//	   validate                  protovalidate → InvalidArgument
-//	    idempotency              mutating calls: key required; replay or run
-//	     map errors              domain errors → Connect codes (errors.go)
-//	      capability             the domain Service's method
+//	tracing (otelconnect)          only when configured
+//	 observe                       access log and metrics, one line per call
+//	  recover                      a panic becomes Internal
+//	   authenticate, authorize     API key → principal; scope → PermissionDenied
+//	    mask                       sensitive answers the caller may not reveal
+//	     validate                  protovalidate → InvalidArgument
+//	      idempotency              mutating calls: key required; replay or run
+//	       map errors              domain errors → Connect codes (errors.go)
+//	        capability             the domain Service's method
 //
 // Observe is outside recover so that a panic is logged and counted like any
-// other Internal error. Validation comes before idempotency so that a
-// malformed request never claims a key. Errors are mapped innermost so that
+// other Internal error. Nothing runs for a caller before it is
+// authenticated and authorized. Masking is outside idempotency, so a
+// replayed answer is masked like the first. Validation comes before
+// idempotency so that a malformed request never claims a key. Errors are mapped innermost so that
 // idempotency records exactly the answer the caller gets. Request ids, body
 // limits and timeouts are plain HTTP middleware (server.go), so they hold
 // for every path, not only capabilities.
@@ -41,6 +45,7 @@ type observer struct {
 func (o *observer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		start := time.Now()
+		ctx, notes := withCallNotes(ctx)
 		procedure := req.Spec().Procedure
 		if o.log.Enabled(ctx, slog.LevelDebug) {
 			if msg, ok := req.Any().(proto.Message); ok {
@@ -51,7 +56,7 @@ func (o *observer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		if err != nil {
 			err = toConnectError(ctx, o.log, err)
 		}
-		o.record(ctx, procedure, req.Peer().Protocol, start, err)
+		o.record(ctx, procedure, req.Peer().Protocol, start, err, notes)
 		return res, err
 	}
 }
@@ -67,12 +72,12 @@ func (o *observer) WrapStreamingHandler(next connect.StreamingHandlerFunc) conne
 		if err != nil {
 			err = toConnectError(ctx, o.log, err)
 		}
-		o.record(ctx, conn.Spec().Procedure, conn.Peer().Protocol, start, err)
+		o.record(ctx, conn.Spec().Procedure, conn.Peer().Protocol, start, err, nil)
 		return err
 	}
 }
 
-func (o *observer) record(ctx context.Context, procedure, protocol string, start time.Time, err error) {
+func (o *observer) record(ctx context.Context, procedure, protocol string, start time.Time, err error, notes *callNotes) {
 	markObserved(ctx)
 	elapsed := time.Since(start)
 	code := "ok"
@@ -98,6 +103,12 @@ func (o *observer) record(ctx context.Context, procedure, protocol string, start
 		var ce *connect.Error
 		if errors.As(err, &ce) {
 			attrs = append(attrs, slog.String("error", ce.Message()))
+		}
+	}
+	if notes != nil {
+		// Which classes were shown in full: never the values.
+		if r := notes.revealedList(); r != "" {
+			attrs = append(attrs, slog.String("revealed", r))
 		}
 	}
 	o.log.LogAttrs(ctx, level, "call", attrs...)

@@ -332,6 +332,7 @@ func (s *Server) buildHandler(tracing connect.Interceptor) (http.Handler, error)
 		connect.WithRecover(recoverPanic(s.log)),
 		connect.WithInterceptors(
 			&authenticator{access: s.access, roles: s.roles, scopes: scopes},
+			&masker{roles: s.roles},
 			&validator{v: validate, log: s.log},
 			idempotency.NewInterceptor(s.idempotency, idempotency.Options{
 				Mutating: func(procedure string) bool { return mutating[procedure] },

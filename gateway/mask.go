@@ -1,0 +1,103 @@
+package gateway
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
+
+	"plinth.dev/plinth/internal/sensitive"
+	optionsv1 "plinth.dev/plinth/sdk/go/gen/plinth/options/v1"
+)
+
+// masker masks the sensitive fields of every answer that the caller's roles
+// do not allow it to reveal, and notes what it did reveal. It sits outside
+// idempotency, so a replayed answer is masked for whoever asks, as the
+// first one was.
+type masker struct {
+	roles *roles
+}
+
+// outgoing carries an answer rebuilt by the gateway (masked): connect sends
+// whatever message a response's Any returns.
+type outgoing struct{ proto.Message }
+
+// classNames names sensitivity classes as roles' reveal lists do.
+var classNames = map[optionsv1.Sensitivity]string{
+	optionsv1.Sensitivity_SENSITIVITY_PII: "pii",
+	optionsv1.Sensitivity_SENSITIVITY_PCI: "pci",
+	optionsv1.Sensitivity_SENSITIVITY_PHI: "phi",
+}
+
+func (m *masker) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		res, err := next(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		msg, ok := res.Any().(proto.Message)
+		if !ok {
+			return res, nil
+		}
+		p, _ := PrincipalFrom(ctx)
+		out, revealed := sensitive.Mask(msg, func(c optionsv1.Sensitivity) bool {
+			return m.roles.mayReveal(p.Roles, classNames[c])
+		})
+		noteRevealed(ctx, revealed)
+		if out == msg {
+			return res, nil
+		}
+		masked := connect.NewResponse(&outgoing{out})
+		for k, vs := range res.Header() {
+			masked.Header()[k] = vs
+		}
+		for k, vs := range res.Trailer() {
+			masked.Trailer()[k] = vs
+		}
+		return masked, nil
+	}
+}
+
+func (m *masker) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+// WrapStreamingHandler refuses nothing and masks nothing: no capability
+// streams. One that does must mask its messages before it is served.
+func (m *masker) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
+}
+
+// callNotes is what the layers of a call note for its access log (and, with
+// the audit, its record): which classes of sensitive data it revealed.
+type callNotes struct {
+	mu       sync.Mutex
+	revealed []string
+}
+
+type callNotesKey struct{}
+
+func withCallNotes(ctx context.Context) (context.Context, *callNotes) {
+	n := &callNotes{}
+	return context.WithValue(ctx, callNotesKey{}, n), n
+}
+
+func noteRevealed(ctx context.Context, classes []optionsv1.Sensitivity) {
+	n, ok := ctx.Value(callNotesKey{}).(*callNotes)
+	if !ok || len(classes) == 0 {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, c := range classes {
+		n.revealed = append(n.revealed, classNames[c])
+	}
+}
+
+func (n *callNotes) revealedList() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return strings.Join(n.revealed, ",")
+}
