@@ -23,8 +23,8 @@ import (
 )
 
 type cli struct {
-	Dev     devCmd     `cmd:"" help:"Run the gateway on loopback with in-memory backends and no outside services."`
-	Serve   serveCmd   `cmd:"" help:"Run the gateway as configured."`
+	Dev       devCmd       `cmd:"" help:"Run the gateway on loopback with in-memory backends and no outside services."`
+	Serve     serveCmd     `cmd:"" help:"Run the gateway as configured."`
 	Migrate   migrateCmd   `cmd:"" help:"Apply or list the PostgreSQL schema migrations of the domains configured for postgres."`
 	Bootstrap bootstrapCmd `cmd:"" help:"Give a new deployment its first principal, admin, and print its API key once."`
 }
