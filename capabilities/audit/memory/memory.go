@@ -1,0 +1,171 @@
+// Package memory is the in-memory audit backend: the embedded default, what
+// `plinth dev` runs on. It keeps the same chain and returns the same errors
+// as the PostgreSQL backend (both pass audittest.Run); what it does not do
+// is survive a restart, so its record starts again from 1 each time.
+package memory
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"plinth.dev/plinth/capabilities/audit"
+	"plinth.dev/plinth/capabilities/registry"
+)
+
+// Store keeps the chain in memory. It is safe for concurrent use; its zero
+// value is not usable, call New.
+type Store struct {
+	mu      sync.RWMutex
+	records []audit.Record // in sequence order
+	byID    map[string]int64
+}
+
+var _ audit.Store = (*Store)(nil)
+
+// New returns an empty Store.
+func New() *Store {
+	return &Store{byID: map[string]int64{}}
+}
+
+// Append stores the record next makes of the last one, under the write
+// lock, so appends are serialized.
+func (s *Store) Append(_ context.Context, next func(last *audit.Record) (audit.Record, error)) (audit.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var last *audit.Record
+	want := int64(1)
+	if n := len(s.records); n > 0 {
+		l := s.records[n-1].Clone()
+		last, want = &l, l.Sequence+1
+	}
+	r, err := next(last)
+	if err != nil {
+		return audit.Record{}, err
+	}
+	if r.Sequence != want {
+		return audit.Record{}, &audit.OutOfSequenceError{Got: r.Sequence, Want: want}
+	}
+	r = normalize(r.Clone())
+	s.records = append(s.records, r)
+	s.byID[r.ID] = r.Sequence
+	return r.Clone(), nil
+}
+
+// Get returns the record with the id.
+func (s *Store) Get(_ context.Context, id string) (audit.Record, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if seq, ok := s.byID[id]; ok {
+		if i, found := s.find(seq); found {
+			return s.records[i].Clone(), nil
+		}
+	}
+	return audit.Record{}, audit.RecordNotFound(id)
+}
+
+// List returns a page of matching records in sequence order.
+func (s *Store) List(_ context.Context, q audit.Query) ([]audit.Record, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	i, found := s.find(q.AfterSequence)
+	if found {
+		i++
+	}
+	var page []audit.Record
+	for _, r := range s.records[i:] {
+		if len(page) >= q.Limit {
+			break
+		}
+		if q.Matches(r) {
+			page = append(page, r.Clone())
+		}
+	}
+	return page, nil
+}
+
+// Scan calls fn with every record in sequence order. It reads a copy of the
+// chain taken at the start, so fn may call the Store.
+func (s *Store) Scan(ctx context.Context, fn func(audit.Record) error) error {
+	s.mu.RLock()
+	records := slices.Clone(s.records)
+	s.mu.RUnlock()
+	for _, r := range records {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(r.Clone()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TamperForTest changes the stored record with the sequence in place, with
+// f, as an intruder with access to the memory could. It exists only for
+// tests that prove the chain shows tampering; nothing else may call it. It
+// reports whether such a record was there.
+func (s *Store) TamperForTest(seq int64, f func(*audit.Record)) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, found := s.find(seq)
+	if !found {
+		return false
+	}
+	r := s.records[i].Clone()
+	f(&r)
+	s.records[i] = r
+	return true
+}
+
+// DeleteForTest removes the stored record with the sequence, as an intruder
+// could. Like TamperForTest, it exists only for tests. It reports whether
+// such a record was there.
+func (s *Store) DeleteForTest(seq int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, found := s.find(seq)
+	if !found {
+		return false
+	}
+	delete(s.byID, s.records[i].ID)
+	s.records = slices.Delete(s.records, i, i+1)
+	return true
+}
+
+// find returns where the record with the sequence is, or would be, in
+// s.records. The caller holds the lock.
+func (s *Store) find(seq int64) (int, bool) {
+	return slices.BinarySearchFunc(s.records, seq, func(r audit.Record, seq int64) int {
+		switch {
+		case r.Sequence < seq:
+			return -1
+		case r.Sequence > seq:
+			return 1
+		}
+		return 0
+	})
+}
+
+// normalize returns r as every backend returns it: its time in UTC, its
+// empty lists nil.
+func normalize(r audit.Record) audit.Record {
+	r.Time = r.Time.UTC()
+	if len(r.ResourceIDs) == 0 {
+		r.ResourceIDs = nil
+	}
+	if len(r.Revealed) == 0 {
+		r.Revealed = nil
+	}
+	return r
+}
+
+func init() {
+	registry.RegisterBackend(registry.Backend{
+		Domain: "audit",
+		Name:   "memory",
+		Open: func(context.Context, registry.Env) (any, error) {
+			return audit.Store(New()), nil
+		},
+	})
+}

@@ -1,0 +1,203 @@
+// Package postgres is the PostgreSQL audit backend, over pgx. It keeps the
+// same chain and returns the same errors as the memory backend (both pass
+// audittest.Run), and keeps the record across restarts and across the
+// gateways that share one database.
+//
+// The schema (migrations/, applied by `plinth migrate` through
+// internal/migrate, never by the backend itself) lives in the PostgreSQL
+// schema "audit":
+//
+//	audit.head      one row; every append locks it (SELECT ... FOR UPDATE),
+//	                so appends from every gateway queue up one at a time
+//	audit.records   the chain, sequence unique; a trigger refuses UPDATE,
+//	                DELETE and TRUNCATE
+//
+// An append commits in a transaction of its own, never in the one a
+// request's context may carry (pgtx): the record of a call must survive
+// the call's rollback, and the head lock must be held for the append alone,
+// not for the rest of somebody's request. Reads go through
+// pgtx.QuerierFor.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"plinth.dev/plinth/capabilities/audit"
+	"plinth.dev/plinth/capabilities/registry"
+	"plinth.dev/plinth/internal/pgtx"
+)
+
+// Store keeps the chain in PostgreSQL. It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+var (
+	_ audit.Store     = (*Store)(nil)
+	_ registry.Pinger = (*Store)(nil)
+)
+
+// New returns a Store over pool, whose database must have the audit
+// migrations applied. New does not touch the database, and the Store never
+// closes pool.
+func New(pool *pgxpool.Pool) *Store {
+	return &Store{pool: pool}
+}
+
+// recordColumns are the columns of record r, in the order scanRecord reads
+// them.
+const recordColumns = `r.id, r.sequence, r.time, r.principal_id, r.capability, r.code,
+       r.resource_ids, r.revealed, r.request_id, r.prev_hash, r.hash`
+
+// Append stores the record next makes of the last one, under the lock of
+// the head row.
+func (s *Store) Append(ctx context.Context, next func(last *audit.Record) (audit.Record, error)) (audit.Record, error) {
+	var stored audit.Record
+	// Deliberately not pgtx.Run: see the package comment.
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT FROM audit.head FOR UPDATE`); err != nil {
+			return fmt.Errorf("lock the head: %w", err)
+		}
+		// The last record as stored, rather than the one the head names,
+		// as the memory backend does: if someone deleted it, the chain goes
+		// on from what is there.
+		var last *audit.Record
+		want := int64(1)
+		switch l, err := scanRecord(tx.QueryRow(ctx, `SELECT `+recordColumns+` FROM audit.records r ORDER BY r.sequence DESC LIMIT 1`)); {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return err
+		default:
+			last, want = &l, l.Sequence+1
+		}
+		r, err := next(last)
+		if err != nil {
+			return err
+		}
+		if r.Sequence != want {
+			return &audit.OutOfSequenceError{Got: r.Sequence, Want: want}
+		}
+		if _, err := tx.Exec(ctx, `
+INSERT INTO audit.records (id, sequence, time, principal_id, capability, code, resource_ids, revealed, request_id, prev_hash, hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			r.ID, r.Sequence, r.Time, r.PrincipalID, r.Capability, r.Code,
+			nonNil(r.ResourceIDs), nonNil(r.Revealed), r.RequestID, r.PrevHash, r.Hash); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE audit.head SET last_sequence = $1`, r.Sequence); err != nil {
+			return err
+		}
+		stored = normalize(r.Clone())
+		return nil
+	})
+	if err != nil {
+		return audit.Record{}, s.fail(ctx, "append an audit record", err)
+	}
+	return stored, nil
+}
+
+// Get returns the record with the id.
+func (s *Store) Get(ctx context.Context, id string) (audit.Record, error) {
+	r, err := scanRecord(pgtx.QuerierFor(ctx, s.pool).QueryRow(ctx, `SELECT `+recordColumns+` FROM audit.records r WHERE r.id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return audit.Record{}, audit.RecordNotFound(id)
+	}
+	if err != nil {
+		return audit.Record{}, s.fail(ctx, "get audit record "+id, err)
+	}
+	return r, nil
+}
+
+// List returns a page of matching records in sequence order.
+func (s *Store) List(ctx context.Context, q audit.Query) ([]audit.Record, error) {
+	if q.Limit <= 0 {
+		return nil, nil
+	}
+	rows, err := pgtx.QuerierFor(ctx, s.pool).Query(ctx, `
+SELECT `+recordColumns+` FROM audit.records r
+WHERE r.sequence > $1
+  AND ($2::text IS NULL OR r.principal_id = $2)
+  AND ($3::text IS NULL OR r.capability = $3)
+ORDER BY r.sequence LIMIT $4`, q.AfterSequence, q.PrincipalID, q.Capability, q.Limit)
+	if err != nil {
+		return nil, s.fail(ctx, "list audit records", err)
+	}
+	page, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (audit.Record, error) { return scanRecord(row) })
+	if err != nil {
+		return nil, s.fail(ctx, "list audit records", err)
+	}
+	return page, nil
+}
+
+// Scan calls fn with every record in sequence order, streaming them from
+// one query.
+func (s *Store) Scan(ctx context.Context, fn func(audit.Record) error) error {
+	rows, err := pgtx.QuerierFor(ctx, s.pool).Query(ctx, `SELECT `+recordColumns+` FROM audit.records r ORDER BY r.sequence`)
+	if err != nil {
+		return s.fail(ctx, "scan the audit records", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return s.fail(ctx, "scan the audit records", err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return s.fail(ctx, "scan the audit records", err)
+	}
+	return nil
+}
+
+// Ping reports whether the database can be reached, for /readyz.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return s.fail(ctx, "ping", err)
+	}
+	return nil
+}
+
+// scanRecord reads one row of recordColumns.
+func scanRecord(row pgx.Row) (audit.Record, error) {
+	var r audit.Record
+	if err := row.Scan(&r.ID, &r.Sequence, &r.Time, &r.PrincipalID, &r.Capability, &r.Code,
+		&r.ResourceIDs, &r.Revealed, &r.RequestID, &r.PrevHash, &r.Hash); err != nil {
+		return audit.Record{}, err
+	}
+	return normalize(r), nil
+}
+
+// normalize returns r as every backend returns it: its time in UTC, its
+// empty lists nil.
+func normalize(r audit.Record) audit.Record {
+	r.Time = r.Time.UTC()
+	if len(r.ResourceIDs) == 0 {
+		r.ResourceIDs = nil
+	}
+	if len(r.Revealed) == 0 {
+		r.Revealed = nil
+	}
+	return r
+}
+
+// nonNil returns s, or an empty list for nil, for a NOT NULL text[].
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// fail wraps an error of op: a lost connection becomes Unavailable, a lost
+// race Aborted (see pgtx.Classify). Domain errors pass through.
+func (s *Store) fail(ctx context.Context, op string, err error) error {
+	return pgtx.Classify(ctx, "audit/postgres: "+op, err)
+}

@@ -1,0 +1,191 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"plinth.dev/plinth/capabilities/domainerr"
+	"plinth.dev/plinth/internal/ids"
+	"plinth.dev/plinth/internal/pagetoken"
+	auditv1 "plinth.dev/plinth/sdk/go/gen/plinth/audit/v1"
+	"plinth.dev/plinth/sdk/go/gen/plinth/audit/v1/auditv1connect"
+)
+
+// Service appends to the chain (Append, for the gateway) and implements the
+// audit capabilities over a Store.
+type Service struct {
+	store Store
+	now   func() time.Time
+}
+
+var _ auditv1connect.AuditServiceHandler = (*Service)(nil)
+
+// Option configures a Service.
+type Option interface{ apply(*Service) }
+
+type optionFunc func(*Service)
+
+func (f optionFunc) apply(s *Service) { f(s) }
+
+// WithClock makes the Service read the time of each record from now. It
+// defaults to time.Now.
+func WithClock(now func() time.Time) Option {
+	return optionFunc(func(s *Service) { s.now = now })
+}
+
+// NewService returns the audit capabilities over store.
+func NewService(store Store, opts ...Option) *Service {
+	s := &Service{store: store, now: time.Now}
+	for _, o := range opts {
+		o.apply(s)
+	}
+	return s
+}
+
+// Append records one capability call at the end of the chain and returns
+// the record as stored. The gateway calls it once per call, after the
+// outcome is known, whatever it is; e.Capability and e.Code are required
+// (a *domainerr.InvalidArgumentError otherwise).
+//
+// Appends are serialized by the Store, so concurrent calls get consecutive
+// sequence numbers in some order. The record's time is read inside that
+// order, so times never go backwards along the chain as far as one
+// clock can tell. On the PostgreSQL backend the record commits on its own,
+// outside any transaction ctx carries: a call that fails and rolls back
+// is recorded all the same.
+func (s *Service) Append(ctx context.Context, e Entry) (Record, error) {
+	switch {
+	case e.Capability == "":
+		return Record{}, &domainerr.InvalidArgumentError{Field: "capability", Description: "is required"}
+	case e.Code == "":
+		return Record{}, &domainerr.InvalidArgumentError{Field: "code", Description: "is required"}
+	}
+	id := ids.New("aud")
+	return s.store.Append(ctx, func(last *Record) (Record, error) {
+		r := Record{
+			ID:          id,
+			Sequence:    1,
+			Time:        s.now().UTC().Truncate(time.Microsecond),
+			PrincipalID: e.PrincipalID,
+			Capability:  e.Capability,
+			Code:        e.Code,
+			ResourceIDs: nilIfEmpty(e.ResourceIDs),
+			Revealed:    nilIfEmpty(e.Revealed),
+			RequestID:   e.RequestID,
+			PrevHash:    make([]byte, HashSize),
+		}
+		if last != nil {
+			r.Sequence, r.PrevHash = last.Sequence+1, append([]byte(nil), last.Hash...)
+		}
+		r.Hash = ComputeHash(r)
+		return r, nil
+	})
+}
+
+// Verify walks the whole chain in sequence order and reports the first
+// problem: a gap in the sequence, a record whose hash does not match its
+// contents, or one whose PrevHash is not the previous record's hash. It
+// stops there. An error means the chain could not be read, not that it is
+// broken.
+func (s *Service) Verify(ctx context.Context) (Verification, error) {
+	check := newChainCheck()
+	err := s.store.Scan(ctx, func(r Record) error {
+		if !check.add(r) {
+			return errStopScan
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStopScan) {
+		return Verification{}, err
+	}
+	return check.v, nil
+}
+
+var errStopScan = errors.New("audit: the chain is broken; stop")
+
+// ListAuditRecords returns a page of records in sequence order.
+func (s *Service) ListAuditRecords(ctx context.Context, req *connect.Request[auditv1.ListAuditRecordsRequest]) (*connect.Response[auditv1.ListAuditRecordsResponse], error) {
+	m := req.Msg
+	q := Query{PrincipalID: m.PrincipalId, Capability: m.Capability}
+	filter := listFilter(q)
+	after, err := pagetoken.Decode("page_token", filter, m.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	if after != "" {
+		if q.AfterSequence, err = strconv.ParseInt(after, 10, 64); err != nil || q.AfterSequence < 0 {
+			return nil, &domainerr.InvalidArgumentError{Field: "page_token", Description: "is not a token this service issued"}
+		}
+	}
+	size := pageSize(m.GetPageSize())
+	q.Limit = size + 1 // one more than the page, to know whether another follows
+	found, err := s.store.List(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	res := &auditv1.ListAuditRecordsResponse{}
+	if len(found) > size {
+		found = found[:size]
+		res.NextPageToken = pagetoken.Encode(filter, strconv.FormatInt(found[size-1].Sequence, 10))
+	}
+	res.AuditRecords = make([]*auditv1.AuditRecord, len(found))
+	for i, r := range found {
+		res.AuditRecords[i] = recordToProto(r)
+	}
+	return connect.NewResponse(res), nil
+}
+
+// listFilter names the filters of q for its page tokens, telling an absent
+// filter from an empty one.
+func listFilter(q Query) string {
+	f := "audit"
+	if q.PrincipalID != nil {
+		f += "\x00principal=" + *q.PrincipalID
+	}
+	if q.Capability != nil {
+		f += "\x00capability=" + *q.Capability
+	}
+	return f
+}
+
+// GetAuditRecord returns one record by id.
+func (s *Service) GetAuditRecord(ctx context.Context, req *connect.Request[auditv1.GetAuditRecordRequest]) (*connect.Response[auditv1.GetAuditRecordResponse], error) {
+	r, err := s.store.Get(ctx, req.Msg.GetRecordId())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&auditv1.GetAuditRecordResponse{AuditRecord: recordToProto(r)}), nil
+}
+
+// VerifyAuditChain checks the whole chain (see Verify).
+func (s *Service) VerifyAuditChain(ctx context.Context, _ *connect.Request[auditv1.VerifyAuditChainRequest]) (*connect.Response[auditv1.VerifyAuditChainResponse], error) {
+	v, err := s.Verify(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&auditv1.VerifyAuditChainResponse{
+		Ok:                  v.OK,
+		RecordsChecked:      v.RecordsChecked,
+		FirstBrokenSequence: v.FirstBrokenSequence,
+		Problem:             v.Problem,
+	}), nil
+}
+
+// pageSize returns the page size a list request asks for.
+func pageSize(requested int32) int {
+	if requested <= 0 {
+		return DefaultPageSize
+	}
+	return min(int(requested), MaxPageSize)
+}
+
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return append([]string(nil), s...)
+}
