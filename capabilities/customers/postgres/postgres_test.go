@@ -20,7 +20,6 @@ import (
 	"plinth.dev/plinth/capabilities/domainerr"
 	"plinth.dev/plinth/capabilities/registry"
 	"plinth.dev/plinth/internal/keyring"
-	"plinth.dev/plinth/internal/migrate"
 	"plinth.dev/plinth/internal/pgtest"
 	"plinth.dev/plinth/internal/seal"
 )
@@ -31,22 +30,7 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 // migrated.
 func newPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	cfg, err := pgxpool.ParseConfig(pgtest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The suite runs its subtests in parallel, a database each: keep the
-	// server's connections (200) enough for all of them.
-	cfg.MaxConns = 8
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := migrate.Up(t.Context(), pool, "customers", postgres.Migrations(), nil); err != nil {
-		t.Fatal(err)
-	}
-	return pool
+	return pgtest.NewPool(t, 8, pgtest.Schema{Name: "customers", Migrations: postgres.Migrations()})
 }
 
 func TestConformance(t *testing.T) {

@@ -35,22 +35,7 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 // migrated.
 func newPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	cfg, err := pgxpool.ParseConfig(pgtest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The conformance suite runs its subtests in parallel, a database
-	// each: keep the server's connections (200) enough for all of them.
-	cfg.MaxConns = 8
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := migrate.Up(context.Background(), pool, "ledger", postgres.Migrations(), nil); err != nil {
-		t.Fatal(err)
-	}
-	return pool
+	return pgtest.NewPool(t, 8, pgtest.Schema{Name: "ledger", Migrations: postgres.Migrations()})
 }
 
 // The conformance suite, with the idempotency records in the same database,

@@ -1,0 +1,42 @@
+package pgtest
+
+import (
+	"context"
+	"io/fs"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"plinth.dev/plinth/internal/migrate"
+)
+
+// Schema is a schema to migrate in a test database: its name and its
+// versioned migrations.
+type Schema struct {
+	Name       string
+	Migrations fs.FS
+}
+
+// NewPool returns a pool of at most maxConns connections over a new
+// database of its own (NewDatabase) with schemas migrated, closed when the
+// test ends. Conformance suites run their subtests in parallel, a database
+// each, so keep maxConns small: the throwaway server allows 200 connections.
+func NewPool(t testing.TB, maxConns int32, schemas ...Schema) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = maxConns
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	for _, s := range schemas {
+		if _, err := migrate.Up(context.Background(), pool, s.Name, s.Migrations, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return pool
+}
