@@ -29,6 +29,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 
 	"plinth.dev/plinth/internal/pgtest"
+	auditv1 "plinth.dev/plinth/sdk/go/gen/plinth/audit/v1"
+	"plinth.dev/plinth/sdk/go/gen/plinth/audit/v1/auditv1connect"
 	customersv1 "plinth.dev/plinth/sdk/go/gen/plinth/customers/v1"
 	"plinth.dev/plinth/sdk/go/gen/plinth/customers/v1/customersv1connect"
 	"plinth.dev/plinth/sdk/go/plinth"
@@ -176,6 +178,7 @@ func TestCustomersOnPostgres(t *testing.T) {
 		"PLINTH_POSTGRES_URL=" + dbURL,
 		"PLINTH_BACKENDS_CUSTOMERS=postgres",
 		"PLINTH_BACKENDS_ACCESS=postgres",
+		"PLINTH_BACKENDS_AUDIT=postgres",
 		"PLINTH_KEYRING_BACKEND=local",
 		"PLINTH_KEYRING_KEY_FILE=" + filepath.Join(t.TempDir(), "keys.json"),
 	}
@@ -350,6 +353,30 @@ func TestCustomersOnPostgres(t *testing.T) {
 	// tables, not in the idempotency records that keep their answers.
 	noPlaintextPII(t, dbURL, "Ada Lovelace", "Ada@Example.com", "ada@example.com", "countess@example.com",
 		"123-45-6789", "+14155550100", "+442071234567", "1815-12-10", "St James", "Grace Hopper", "grace@example.com", "Navy Way")
+
+	// The audit chain holds every call; editing one record in the database
+	// is detected, and VerifyAuditChain says where.
+	auditor := auditv1connect.NewAuditServiceClient(http.DefaultClient, g.base, plinth.WithAPIKey(key))
+	if v, err := auditor.VerifyAuditChain(ctx, connect.NewRequest(&auditv1.VerifyAuditChainRequest{})); err != nil || !v.Msg.GetOk() || v.Msg.GetRecordsChecked() < 10 {
+		t.Fatalf("VerifyAuditChain before tampering: %v, %v", v, err)
+	}
+	tamper, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As an intruder with the table owner's rights would: past the
+	// append-only trigger.
+	if _, err := tamper.Exec(ctx, `ALTER TABLE audit.records DISABLE TRIGGER records_append_only`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tamper.Exec(ctx, `UPDATE audit.records SET code = code || '_forged' WHERE sequence = 5`); err != nil {
+		t.Fatal(err)
+	}
+	tamper.Close(ctx)
+	v, err := auditor.VerifyAuditChain(ctx, connect.NewRequest(&auditv1.VerifyAuditChainRequest{}))
+	if err != nil || v.Msg.GetOk() || v.Msg.GetFirstBrokenSequence() != 5 {
+		t.Errorf("VerifyAuditChain after editing record 5: %v, %v; want it broken at 5", v, err)
+	}
 
 	// Nothing sensitive in the gateway's log.
 	for _, secret := range []string{"Ada Lovelace", "Ada@Example.com", "123-45-6789", "+14155550100", "Grace Hopper", "grace@example.com"} {
@@ -527,7 +554,7 @@ func noPlaintextPII(t *testing.T, dbURL string, values ...string) {
 	}
 	defer conn.Close(ctx)
 	rows, err := conn.Query(ctx, `SELECT table_schema || '.' || table_name FROM information_schema.tables
-		WHERE table_schema IN ('customers', 'ledger', 'access', 'idempotency') AND table_type = 'BASE TABLE'`)
+		WHERE table_schema IN ('customers', 'ledger', 'access', 'idempotency', 'audit') AND table_type = 'BASE TABLE'`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -133,6 +133,8 @@ func (a *authenticator) authorize(ctx context.Context, procedure string, header 
 		}
 		return ctx, err // an outage of the access store: Unavailable
 	}
+	// Known from here on, refused or not: the audit names who tried.
+	notePrincipal(ctx, p.ID)
 	if !a.roles.grants(p.Roles, scope) {
 		return ctx, connect.NewError(connect.CodePermissionDenied,
 			fmt.Errorf("principal %s (%s) may not call this capability: it needs scope %q, which none of its roles grants", p.Name, p.ID, scope))

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,6 +14,8 @@ import (
 	"plinth.dev/plinth/gateway"
 	accessv1 "plinth.dev/plinth/sdk/go/gen/plinth/access/v1"
 	"plinth.dev/plinth/sdk/go/gen/plinth/access/v1/accessv1connect"
+	auditv1 "plinth.dev/plinth/sdk/go/gen/plinth/audit/v1"
+	"plinth.dev/plinth/sdk/go/gen/plinth/audit/v1/auditv1connect"
 	customersv1 "plinth.dev/plinth/sdk/go/gen/plinth/customers/v1"
 	"plinth.dev/plinth/sdk/go/gen/plinth/customers/v1/customersv1connect"
 	"plinth.dev/plinth/sdk/go/plinth"
@@ -269,5 +272,50 @@ func TestMaskingAndReveal(t *testing.T) {
 	}
 	if line := ts.accessLog(t, "get-as-"+readerKey[4:12]); line.str("revealed") != "" {
 		t.Errorf("access log of a masked answer: %v, want nothing revealed", line)
+	}
+}
+
+// TestEveryCallIsAudited proves that each capability call, refused or not,
+// leaves a record in the chain with its principal, code, resources and
+// what it revealed, and that the chain verifies.
+func TestEveryCallIsAudited(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, withSupportRole())
+	supportID, supportKey, _ := newPrincipal(t, ts, "support-console", "support")
+	signed := signUp(t, ts.client(), "Ada Lovelace", "ada@example.com")
+	if _, err := customersAs(ts, supportKey).GetCustomer(t.Context(), connect.NewRequest(&customersv1.GetCustomerRequest{CustomerId: signed.GetId()})); err != nil {
+		t.Fatal(err)
+	}
+	_, err := customersAs(ts, supportKey).CloseCustomer(t.Context(), connect.NewRequest(&customersv1.CloseCustomerRequest{CustomerId: signed.GetId()}))
+	connectError(t, err, connect.CodePermissionDenied)
+	_, err = customersAs(ts, "plk_nope").ListCustomers(t.Context(), connect.NewRequest(&customersv1.ListCustomersRequest{}))
+	connectError(t, err, connect.CodeUnauthenticated)
+
+	auditor := auditv1connect.NewAuditServiceClient(ts.h1, ts.URL, plinth.WithAPIKey(ts.key))
+	list, err := auditor.ListAuditRecords(t.Context(), connect.NewRequest(&auditv1.ListAuditRecordsRequest{PageSize: 200}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type seen struct{ principal, code string }
+	var got []seen
+	var revealedByGet bool
+	for _, r := range list.Msg.GetAuditRecords() {
+		if strings.HasSuffix(r.GetCapability(), "/GetCustomer") || strings.HasSuffix(r.GetCapability(), "/CloseCustomer") || strings.HasSuffix(r.GetCapability(), "/ListCustomers") {
+			got = append(got, seen{r.GetPrincipalId(), r.GetCode()})
+		}
+		if strings.HasSuffix(r.GetCapability(), "/GetCustomer") {
+			revealedByGet = slices.Equal(r.GetRevealed(), []string{"pii"}) && slices.Contains(r.GetResourceIds(), signed.GetId())
+		}
+	}
+	want := []seen{{supportID, "ok"}, {supportID, "permission_denied"}, {"", "unauthenticated"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("audited calls %v, want %v", got, want)
+	}
+	if !revealedByGet {
+		t.Error("the audit of GetCustomer does not show the PII it revealed and the customer it touched")
+	}
+	v, err := auditor.VerifyAuditChain(t.Context(), connect.NewRequest(&auditv1.VerifyAuditChainRequest{}))
+	if err != nil || !v.Msg.GetOk() || v.Msg.GetRecordsChecked() < int64(len(list.Msg.GetAuditRecords())) {
+		t.Errorf("VerifyAuditChain = %v, %v; want ok over every record", v, err)
 	}
 }

@@ -4,6 +4,7 @@ package gateway
 //
 //	tracing (otelconnect)          only when configured
 //	 observe                       access log and metrics, one line per call
+//	  audit                        one record per call in the hash chain
 //	  recover                      a panic becomes Internal
 //	   authenticate, authorize     API key → principal; scope → PermissionDenied
 //	    mask                       sensitive answers the caller may not reveal

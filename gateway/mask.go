@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 
@@ -70,11 +71,13 @@ func (m *masker) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect
 	return next
 }
 
-// callNotes is what the layers of a call note for its access log (and, with
-// the audit, its record): which classes of sensitive data it revealed.
+// callNotes is what the inner layers of a call note for the outer ones (the
+// access log, the audit): who called, and which classes of sensitive data
+// the answer revealed.
 type callNotes struct {
-	mu       sync.Mutex
-	revealed []string
+	mu        sync.Mutex
+	principal string // the authenticated principal's id
+	revealed  []string
 }
 
 type callNotesKey struct{}
@@ -94,6 +97,20 @@ func noteRevealed(ctx context.Context, classes []optionsv1.Sensitivity) {
 	for _, c := range classes {
 		n.revealed = append(n.revealed, classNames[c])
 	}
+}
+
+func notePrincipal(ctx context.Context, id string) {
+	if n, ok := ctx.Value(callNotesKey{}).(*callNotes); ok {
+		n.mu.Lock()
+		n.principal = id
+		n.mu.Unlock()
+	}
+}
+
+func (n *callNotes) snapshot() (principal string, revealed []string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.principal, slices.Clone(n.revealed)
 }
 
 func (n *callNotes) revealedList() string {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -10,14 +11,22 @@ import (
 // metrics are the gateway's Prometheus metrics, served at /metrics. Labels
 // hold procedures and codes only, never a request's data.
 type metrics struct {
-	registry *prometheus.Registry
-	calls    *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	registry      *prometheus.Registry
+	calls         *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	auditFailures prometheus.Counter
+	log           *slog.Logger
 }
 
-func newMetrics() *metrics {
+func newMetrics(log *slog.Logger) *metrics {
 	m := &metrics{
+		log:      log,
 		registry: prometheus.NewRegistry(),
+		auditFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "plinth",
+			Name:      "audit_append_failures_total",
+			Help:      "Capability calls whose audit record could not be appended.",
+		}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "plinth",
 			Name:      "capability_calls_total",
@@ -30,7 +39,7 @@ func newMetrics() *metrics {
 			Buckets:   []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"capability"}),
 	}
-	m.registry.MustRegister(m.calls, m.latency,
+	m.registry.MustRegister(m.calls, m.latency, m.auditFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

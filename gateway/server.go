@@ -33,6 +33,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"plinth.dev/plinth/capabilities/access"
+	"plinth.dev/plinth/capabilities/audit"
 	"plinth.dev/plinth/capabilities/registry"
 	"plinth.dev/plinth/gateway/idempotency"
 	"plinth.dev/plinth/internal/keyring"
@@ -53,6 +54,7 @@ type Server struct {
 	idempotency  idempotency.Store
 	roles        *roles
 	access       *access.Service // the access domain's capabilities: who is calling
+	audit        *audit.Service  // the audit domain's: every call is recorded
 	stopTracing  func(context.Context) error
 	shuttingDown atomic.Bool
 }
@@ -150,6 +152,18 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	}
 	if s.access == nil {
 		return nil, errors.New("the access domain is not linked into this binary: without it no call can be authenticated")
+	}
+	for _, d := range s.domains {
+		if d.domain.Name == auditDomain {
+			store, ok := d.store.(audit.Store)
+			if !ok {
+				return nil, fmt.Errorf("backend %s: opened a %T, not an audit.Store", d.backend.ID(), d.store)
+			}
+			s.audit = audit.NewService(store)
+		}
+	}
+	if s.audit == nil {
+		return nil, errors.New("the audit domain is not linked into this binary: without it calls cannot be recorded")
 	}
 
 	tracing, stopTracing, err := newTracing(ctx, cfg.Tracing)
@@ -316,8 +330,8 @@ func (s *Server) buildHandler(tracing connect.Interceptor) (http.Handler, error)
 	if tracing != nil {
 		outer = append(outer, tracing)
 	}
-	m := newMetrics()
-	outer = append(outer, &observer{log: s.log, metrics: m})
+	m := newMetrics(s.log)
+	outer = append(outer, &observer{log: s.log, metrics: m}, &auditor{audit: s.audit, metrics: m})
 	// The order of these options is the order of the onion in interceptor.go.
 	mutating := map[string]bool{}
 	for _, c := range s.capabilities {
