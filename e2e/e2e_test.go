@@ -85,7 +85,7 @@ type gatewayProcess struct {
 }
 
 // startGateway runs `plinth serve` with env and waits until it listens.
-func startGateway(t *testing.T, env []string) *gatewayProcess {
+func startGateway(t testing.TB, env []string) *gatewayProcess {
 	t.Helper()
 	cmd := exec.Command(binary, "serve")
 	cmd.Env = append(os.Environ(), append([]string{"PLINTH_LISTEN=127.0.0.1:0"}, env...)...)
@@ -94,7 +94,7 @@ func startGateway(t *testing.T, env []string) *gatewayProcess {
 
 // startCommand starts a prepared `plinth serve` command and waits until it
 // listens.
-func startCommand(t *testing.T, cmd *exec.Cmd) *gatewayProcess {
+func startCommand(t testing.TB, cmd *exec.Cmd) *gatewayProcess {
 	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -161,7 +161,7 @@ func (g *gatewayProcess) stop(t *testing.T) {
 }
 
 // plinth runs a plinth command to completion and returns its output.
-func runPlinth(t *testing.T, env []string, args ...string) string {
+func runPlinth(t testing.TB, env []string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -450,7 +450,7 @@ func violatedFields(t *testing.T, cerr *connect.Error) map[string]bool {
 var apiKeyPattern = regexp.MustCompile(`plk_[0-9a-f]{8}_[0-9a-f]{64}`)
 
 // bootstrapKey runs `plinth bootstrap` and returns the admin key it prints.
-func bootstrapKey(t *testing.T, env []string) string {
+func bootstrapKey(t testing.TB, env []string) string {
 	t.Helper()
 	out := runPlinth(t, env, "bootstrap")
 	key := apiKeyPattern.FindString(out)
