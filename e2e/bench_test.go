@@ -12,9 +12,9 @@ import (
 
 	"plinth.dev/plinth/internal/pgtest"
 	"plinth.dev/plinth/internal/vaulttest"
-	"plinth.dev/plinth/sdk/go/plinth"
 	customersv1 "plinth.dev/plinth/sdk/go/gen/plinth/customers/v1"
 	"plinth.dev/plinth/sdk/go/gen/plinth/customers/v1/customersv1connect"
+	"plinth.dev/plinth/sdk/go/plinth"
 )
 
 // BenchmarkSignUpCustomer measures SignUpCustomer through the real binary
