@@ -160,3 +160,65 @@ func TestVaultOutage(t *testing.T) {
 	noPlaintextPII(t, dbURL, "Annie Easley", "annie@example.com")
 	g.stop(t)
 }
+
+// TestVaultAppRole runs the vault keyring logged in with AppRole, as in
+// production: no token is given, only a role id and a secret id, and the
+// keyring's policy allows its two mounts and nothing else.
+func TestVaultAppRole(t *testing.T) {
+	vault := vaulttest.NewServer(t)
+	transit := vault.EnableTransit(t, "transit-approle")
+	kv := vault.EnableKV(t, "kv-approle")
+	vc := vault.Client(t)
+	if err := vc.Sys().EnableAuthWithOptions("approle", &vaultapi.EnableAuthOptions{Type: "approle"}); err != nil {
+		t.Fatal(err)
+	}
+	policy := `path "` + transit + `/*" { capabilities = ["create", "read", "update"] }
+path "` + kv + `/*" { capabilities = ["create", "read", "update"] }`
+	if err := vc.Sys().PutPolicy("plinth-keyring", policy); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vc.Logical().Write("auth/approle/role/plinth", map[string]any{
+		"token_policies": "plinth-keyring", "token_ttl": "1h", "token_max_ttl": "4h",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	role, err := vc.Logical().Read("auth/approle/role/plinth/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretID, err := vc.Logical().Write("auth/approle/role/plinth/secret-id", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbURL := pgtest.NewDatabase(t)
+	env := []string{
+		"PLINTH_POSTGRES_URL=" + dbURL,
+		"PLINTH_POSTGRES_MIGRATE_ON_START=true",
+		"PLINTH_BACKENDS_CUSTOMERS=postgres",
+		"PLINTH_BACKENDS_ACCESS=postgres",
+		"PLINTH_KEYRING_BACKEND=vault",
+		"PLINTH_KEYRING_VAULT_AUTH=approle",
+		"PLINTH_KEYRING_VAULT_ADDRESS=" + vault.Addr,
+		"PLINTH_KEYRING_TRANSIT_MOUNT=" + transit,
+		"PLINTH_KEYRING_KV_MOUNT=" + kv,
+		"VAULT_ROLE_ID=" + role.Data["role_id"].(string),
+		"VAULT_SECRET_ID=" + secretID.Data["secret_id"].(string),
+		"VAULT_TOKEN=", // nothing to fall back on
+	}
+	runPlinth(t, env, "migrate", "up")
+	key := bootstrapKey(t, env)
+	g := startGateway(t, env)
+	client := customersv1connect.NewCustomerServiceClient(http.DefaultClient, g.base, plinth.WithAPIKey(key), plinth.WithIdempotencyKeys())
+	res, err := client.SignUpCustomer(context.Background(), connect.NewRequest(&customersv1.SignUpCustomerRequest{Name: "Christine Darden", Email: "christine@example.com"}))
+	if err != nil {
+		t.Fatalf("sign-up with the AppRole-logged-in keyring: %v", err)
+	}
+	if got, err := client.GetCustomer(context.Background(), connect.NewRequest(&customersv1.GetCustomerRequest{CustomerId: res.Msg.GetCustomer().GetId()})); err != nil || got.Msg.GetCustomer().GetName() != "Christine Darden" {
+		t.Fatalf("reading it back: %v, %v", got, err)
+	}
+	noPlaintextPII(t, dbURL, "Christine Darden", "christine@example.com")
+	if strings.Contains(g.logs.String(), secretID.Data["secret_id"].(string)) {
+		t.Error("the gateway logged the AppRole secret id")
+	}
+	g.stop(t)
+}

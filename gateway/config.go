@@ -85,6 +85,11 @@ type KeyringConfig struct {
 	// token comes from the VAULT_TOKEN environment variable, never from a
 	// file. This value defaults to "".
 	VaultAddress string `toml:"vault_address"`
+	// VaultAuth is how the vault keyring logs in: "token" (VAULT_TOKEN; dev
+	// and tests) or "approle" (VAULT_ROLE_ID and VAULT_SECRET_ID;
+	// production). Credentials come from the environment only. This value
+	// defaults to "token".
+	VaultAuth string `toml:"vault_auth"`
 	// TransitMount is the mount of Vault's transit engine. This value
 	// defaults to "transit".
 	TransitMount string `toml:"transit_mount"`
@@ -191,7 +196,7 @@ func DefaultConfig() Config {
 		Backends:    map[string]string{},
 		Tracing:     TracingConfig{Exporter: "none", SampleRatio: 1},
 		Idempotency: IdempotencyConfig{Retention: Duration(24 * time.Hour)},
-		Keyring:     KeyringConfig{TransitMount: "transit", KVMount: "secret"},
+		Keyring:     KeyringConfig{VaultAuth: "token", TransitMount: "transit", KVMount: "secret"},
 	}
 }
 
@@ -377,6 +382,9 @@ func (c Config) Validate() error {
 		}
 	default:
 		bad("keyring.backend", "want vault or local, got %q", c.Keyring.Backend)
+	}
+	if !slices.Contains([]string{"token", "approle"}, c.Keyring.VaultAuth) {
+		bad("keyring.vault_auth", "want token or approle, got %q", c.Keyring.VaultAuth)
 	}
 	switch c.Tracing.Exporter {
 	case "none", "stdout":

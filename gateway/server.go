@@ -28,7 +28,6 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
-	vaultapi "github.com/hashicorp/vault/api"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -51,6 +50,7 @@ type Server struct {
 	domains      []*mountedDomain
 	pool         *pgxpool.Pool
 	sealer       *seal.Sealer
+	stopVault    func() // ends the keyring's Vault login renewal
 	idempotency  idempotency.Store
 	roles        *roles
 	access       *access.Service // the access domain's capabilities: who is calling
@@ -262,15 +262,11 @@ func (s *Server) openSealer(ctx context.Context) (*seal.Sealer, error) {
 		s.log.Warn("sealing sensitive data with the LOCAL keyring: not for production (set keyring.backend = \"vault\")",
 			"key_file", s.cfg.Keyring.KeyFile)
 	case "vault":
-		vc := vaultapi.DefaultConfig() // reads VAULT_TOKEN and the VAULT_* TLS settings
-		vc.Address = s.cfg.Keyring.VaultAddress
-		client, err := vaultapi.NewClient(vc)
+		client, stop, err := vaultClient(ctx, s.cfg.Keyring, s.log)
 		if err != nil {
-			return nil, fmt.Errorf("keyring: vault client: %w", err)
+			return nil, fmt.Errorf("keyring: %w", err)
 		}
-		if client.Token() == "" {
-			return nil, errors.New("keyring: the vault keyring needs a token: set VAULT_TOKEN")
-		}
+		s.stopVault = stop
 		kr = keyring.NewVault(client, s.cfg.Keyring.TransitMount, s.cfg.Keyring.KVMount)
 	default:
 		return nil, errors.New("sensitive data is sealed before it is stored outside memory: set keyring.backend (vault in production; local, with keyring.key_file, elsewhere)")
@@ -522,6 +518,9 @@ func (s *Server) Close() error {
 	}
 	if s.pool != nil {
 		s.pool.Close()
+	}
+	if s.stopVault != nil {
+		s.stopVault()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
