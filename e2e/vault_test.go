@@ -71,6 +71,25 @@ func TestSealedWithVault(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.stop(t) // a fresh gateway: no data key cached from before
+
+	// Rewrap the stored data keys under the new version: every sealed value
+	// then names v2, and nothing needs v1 any more.
+	if out := runPlinth(t, env, "rewrap"); !strings.Contains(out, "customers: 2 record(s) rewrapped") {
+		t.Fatalf("plinth rewrap said:\n%s", out)
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stale int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM customers.customer_pii
+		WHERE position('vault:v2:'::bytea IN name) = 0 OR position('vault:v2:'::bytea IN email) = 0`).Scan(&stale); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	if stale != 0 {
+		t.Errorf("%d customers still have values wrapped by the old key version", stale)
+	}
 	g = startGateway(t, env)
 	client = customersv1connect.NewCustomerServiceClient(http.DefaultClient, g.base, plinth.WithAPIKey(key), plinth.WithIdempotencyKeys())
 	got, err := client.FindCustomerByEmail(ctx, connect.NewRequest(&customersv1.FindCustomerByEmailRequest{Email: "KATHERINE@example.com"}))

@@ -303,6 +303,25 @@ func (s *Server) postgresPool(ctx context.Context) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
+// Rewrap rewraps the sealed data of every store that keeps some (see
+// registry.Rewrapper), domain by domain, and reports each count to report.
+// Idempotency records are left alone: they expire within the retention,
+// and the old key version still opens them until then.
+func (s *Server) Rewrap(ctx context.Context, report func(domain string, rewrapped int)) error {
+	for _, d := range s.domains {
+		r, ok := d.store.(registry.Rewrapper)
+		if !ok {
+			continue
+		}
+		n, err := r.Rewrap(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: %w", d.domain.Name, err)
+		}
+		report(d.domain.Name, n)
+	}
+	return nil
+}
+
 // Bootstrap gives a new deployment its first principal, "admin" with the
 // admin role, and returns its API key, shown this once; it returns "" if
 // the deployment has a principal already.

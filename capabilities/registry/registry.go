@@ -96,6 +96,13 @@ type Env struct {
 	Sealer func(ctx context.Context) (*seal.Sealer, error)
 }
 
+// Rewrapper is implemented by stores that keep sealed data: Rewrap
+// rewraps every stored data key under the latest versions of the class
+// keys (after a rotation) and returns how many records it rewrote.
+type Rewrapper interface {
+	Rewrap(ctx context.Context) (int, error)
+}
+
 // Pinger is implemented by stores that can tell whether what they store in
 // is reachable.
 type Pinger interface {

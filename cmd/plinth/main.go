@@ -27,6 +27,7 @@ type cli struct {
 	Serve     serveCmd     `cmd:"" help:"Run the gateway as configured."`
 	Migrate   migrateCmd   `cmd:"" help:"Apply or list the PostgreSQL schema migrations of the domains configured for postgres."`
 	Bootstrap bootstrapCmd `cmd:"" help:"Give a new deployment its first principal, admin, and print its API key once."`
+	Rewrap    rewrapCmd    `cmd:"" help:"After rotating class keys in the keyring, rewrap every stored data key under their latest versions."`
 }
 
 // configFlag is the configuration file flag shared by the commands that read
