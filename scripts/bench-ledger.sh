@@ -46,7 +46,7 @@ max=$(tr ',' '\n' <<<"$levels" | sort -n | tail -1)
 export PLINTH_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/plinth"
 export PLINTH_BACKENDS_LEDGER=postgres PLINTH_BACKENDS_CUSTOMERS=postgres
 export PLINTH_POSTGRES_MAX_CONNS=$((max + 8)) PLINTH_LOG_LEVEL=info
-export PLINTH_LISTEN=127.0.0.1:0 PLINTH_BACKENDS_ACCESS=postgres
+export PLINTH_LISTEN=127.0.0.1:0 PLINTH_BACKENDS_ACCESS=postgres PLINTH_BACKENDS_AUDIT=postgres
 export PLINTH_KEYRING_BACKEND=local PLINTH_KEYRING_KEY_FILE="$work/keys.json"
 "$work/plinth" migrate up >/dev/null
 api_key=$("$work/plinth" bootstrap | grep -o 'plk_[0-9a-f_]*')
