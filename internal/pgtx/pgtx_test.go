@@ -1,0 +1,132 @@
+package pgtx_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"plinth.dev/plinth/capabilities/domainerr"
+	"plinth.dev/plinth/internal/pgtest"
+	"plinth.dev/plinth/internal/pgtx"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+func setup(t *testing.T) (*pgxpool.Pool, func(string) bool) {
+	t.Helper()
+	pool := pgtest.NewPool(t, 4)
+	if _, err := pool.Exec(t.Context(), `CREATE TABLE t (k text PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	exists := func(k string) bool {
+		var n int
+		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM t WHERE k = $1`, k).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+	return pool, exists
+}
+
+func insert(k string) func(pgx.Tx) error {
+	return func(tx pgx.Tx) error {
+		_, err := tx.Exec(context.Background(), `INSERT INTO t VALUES ($1)`, k)
+		return err
+	}
+}
+
+func TestRunOnItsOwn(t *testing.T) {
+	t.Parallel()
+	pool, exists := setup(t)
+	ctx := t.Context()
+	if err := pgtx.Run(ctx, pool, insert("kept")); err != nil || !exists("kept") {
+		t.Fatalf("Run = %v; a committed write should be there", err)
+	}
+	boom := errors.New("boom")
+	err := pgtx.Run(ctx, pool, func(tx pgx.Tx) error {
+		if err := insert("undone")(tx); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) || exists("undone") {
+		t.Fatalf("Run = %v; fn's error should come back and its write be undone", err)
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("Run swallowed fn's panic")
+			}
+		}()
+		_ = pgtx.Run(ctx, pool, func(tx pgx.Tx) error {
+			_ = insert("panicked")(tx)
+			panic("boom")
+		})
+	}()
+	if exists("panicked") {
+		t.Error("a panicking fn's write was kept")
+	}
+	if stat := pool.Stat(); stat.AcquiredConns() != 0 {
+		t.Errorf("%d connections still held: a transaction leaked", stat.AcquiredConns())
+	}
+}
+
+func TestRunJoinsTheTransactionInTheContext(t *testing.T) {
+	t.Parallel()
+	pool, exists := setup(t)
+	outer, err := pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := pgtx.WithTx(t.Context(), outer)
+	if err := pgtx.Run(ctx, pool, insert("joined")); err != nil {
+		t.Fatal(err)
+	}
+	if exists("joined") {
+		t.Fatal("a joined write is visible before the owner commits")
+	}
+	// A failing Run undoes its own writes only.
+	if err := pgtx.Run(ctx, pool, func(tx pgx.Tx) error {
+		_ = insert("failed")(tx)
+		return errors.New("refused")
+	}); err == nil {
+		t.Fatal("Run hid fn's error")
+	}
+	// The outer transaction is still usable, and its commit keeps the
+	// first write, not the undone one.
+	if err := outer.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !exists("joined") || exists("failed") {
+		t.Errorf("after the owner's commit: joined=%v failed=%v, want true, false", exists("joined"), exists("failed"))
+	}
+}
+
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var unavailable *domainerr.UnavailableError
+	if err := pgtx.Classify(ctx, "op", &pgconn.PgError{Code: "57P01"}); !errors.As(err, &unavailable) {
+		t.Errorf("admin shutdown = %v, want Unavailable", err)
+	}
+	if k, _ := domainerr.KindOf(pgtx.Classify(ctx, "op", &pgconn.PgError{Code: "40001"})); k != domainerr.KindAborted {
+		t.Errorf("serialization failure = kind %v, want Aborted", k)
+	}
+	if _, ok := domainerr.KindOf(pgtx.Classify(ctx, "op", &pgconn.PgError{Code: "23505"})); ok {
+		t.Error("a unique violation became a domain error; the backend decides what it means")
+	}
+	notFound := &domainerr.NotFoundError{Resource: "thing", ID: "1"}
+	if err := pgtx.Classify(ctx, "op", notFound); err != notFound {
+		t.Errorf("a domain error was rewrapped: %v", err)
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := pgtx.Classify(canceled, "op", &pgconn.PgError{Code: "57P01"}); errors.As(err, &unavailable) {
+		t.Error("the caller giving up was called Unavailable")
+	}
+}
