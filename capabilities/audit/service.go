@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"fmt"
 	"context"
 	"errors"
 	"strconv"
@@ -101,6 +102,24 @@ func (s *Service) Verify(ctx context.Context) (Verification, error) {
 	})
 	if err != nil && !errors.Is(err, errStopScan) {
 		return Verification{}, err
+	}
+	if !check.v.OK {
+		return check.v, nil
+	}
+	// The chain is whole as far as it goes: does it go as far as the head
+	// says records were appended?
+	last, err := s.store.LastSequence(ctx)
+	if err != nil {
+		return Verification{}, err
+	}
+	if seen := check.next - 1; last > seen {
+		check.v.OK = false
+		check.v.FirstBrokenSequence = seen + 1
+		if last == seen+1 {
+			check.v.Problem = fmt.Sprintf("record %d is missing", seen+1)
+		} else {
+			check.v.Problem = fmt.Sprintf("records %d..%d are missing", seen+1, last)
+		}
 	}
 	return check.v, nil
 }

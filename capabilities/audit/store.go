@@ -31,6 +31,12 @@ type Store interface {
 	// record edited behind the store's back comes back edited; that is what
 	// Scan is for). It stops at the first error fn returns and returns it.
 	Scan(ctx context.Context, fn func(Record) error) error
+
+	// LastSequence returns the sequence of the last record appended, as
+	// the store keeps it apart from the records (0 before the first), so
+	// that Verify can tell when the newest records were deleted: a hash
+	// chain alone cannot see its tail cut off.
+	LastSequence(ctx context.Context) (int64, error)
 }
 
 // Query selects a page of records.

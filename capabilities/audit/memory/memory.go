@@ -19,6 +19,7 @@ type Store struct {
 	mu      sync.RWMutex
 	records []audit.Record // in sequence order
 	byID    map[string]int64
+	head    int64 // the last sequence appended, kept apart from records
 }
 
 var _ audit.Store = (*Store)(nil)
@@ -49,7 +50,15 @@ func (s *Store) Append(_ context.Context, next func(last *audit.Record) (audit.R
 	r = normalize(r.Clone())
 	s.records = append(s.records, r)
 	s.byID[r.ID] = r.Sequence
+	s.head = r.Sequence
 	return r.Clone(), nil
+}
+
+// LastSequence returns the last sequence appended.
+func (s *Store) LastSequence(context.Context) (int64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.head, nil
 }
 
 // Get returns the record with the id.

@@ -89,3 +89,12 @@ func TestRegistered(t *testing.T) {
 		t.Fatalf("Open returned a %T, not an audit.Store", store)
 	}
 }
+
+func TestVerifyFindsTheNewestRecordsDeleted(t *testing.T) {
+	s := memory.New()
+	audittest.Fill(t, s, 10)
+	s.DeleteForTest(10)
+	audittest.WantBroken(t, s, 10, "record 10 is missing")
+	s.DeleteForTest(9)
+	audittest.WantBroken(t, s, 9, "records 9..10 are missing")
+}

@@ -201,3 +201,12 @@ func nonNil(s []string) []string {
 func (s *Store) fail(ctx context.Context, op string, err error) error {
 	return pgtx.Classify(ctx, "audit/postgres: "+op, err)
 }
+
+// LastSequence returns the last sequence appended, as audit.head keeps it.
+func (s *Store) LastSequence(ctx context.Context) (int64, error) {
+	var last int64
+	if err := pgtx.QuerierFor(ctx, s.pool).QueryRow(ctx, `SELECT last_sequence FROM audit.head`).Scan(&last); err != nil {
+		return 0, pgtx.Classify(ctx, "audit/postgres: read the head", err)
+	}
+	return last, nil
+}

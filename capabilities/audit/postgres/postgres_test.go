@@ -209,3 +209,16 @@ func TestRegistered(t *testing.T) {
 		t.Fatalf("Open returned a %T, not an audit.Store", store)
 	}
 }
+
+// A chain whose newest rows were deleted is whole as far as it goes; the
+// head, kept apart, says how far it should go.
+func TestVerifyFindsTheNewestRowsDeleted(t *testing.T) {
+	t.Parallel()
+	pool := newPool(t)
+	s := postgres.New(pool)
+	audittest.Fill(t, s, 10)
+	tamper(t, pool, `DELETE FROM audit.records WHERE sequence = $1`, 10)
+	audittest.WantBroken(t, s, 10, "record 10 is missing")
+	tamper(t, pool, `DELETE FROM audit.records WHERE sequence = $1`, 9)
+	audittest.WantBroken(t, s, 9, "records 9..10 are missing")
+}
