@@ -1,9 +1,9 @@
 package audit
 
 import (
-	"fmt"
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
