@@ -27,6 +27,8 @@
 package access
 
 import (
+	"plinth.dev/plinth/internal/pagetoken"
+
 	"fmt"
 	"time"
 )
@@ -98,10 +100,10 @@ func (k APIKey) StateAt(now time.Time) KeyState {
 const (
 	// DefaultPageSize is the page size of the list capabilities when the
 	// request gives none.
-	DefaultPageSize = 50
+	DefaultPageSize = pagetoken.DefaultPageSize
 	// MaxPageSize is the largest page a list capability returns; the
 	// contract refuses larger requests.
-	MaxPageSize = 200
+	MaxPageSize = pagetoken.MaxPageSize
 	// MaxRotationOverlap is the longest a rotated key may keep working.
 	MaxRotationOverlap = 7 * 24 * time.Hour
 	// UseRecordInterval is how often, at most, Authenticate records that a

@@ -101,7 +101,7 @@ func (s *Service) ListPrincipals(ctx context.Context, req *connect.Request[acces
 	if err != nil {
 		return nil, err
 	}
-	size := pageSize(req.Msg.GetPageSize())
+	size := pagetoken.Size(req.Msg.GetPageSize())
 	// One more than the page, to know whether another page follows.
 	found, err := s.store.ListPrincipals(ctx, PrincipalQuery{AfterID: after, Limit: size + 1})
 	if err != nil {
@@ -235,7 +235,7 @@ func (s *Service) ListApiKeys(ctx context.Context, req *connect.Request[accessv1
 	if err != nil {
 		return nil, err
 	}
-	size := pageSize(req.Msg.GetPageSize())
+	size := pagetoken.Size(req.Msg.GetPageSize())
 	found, err := s.store.ListKeys(ctx, KeyQuery{PrincipalID: principalID, AfterID: after, Limit: size + 1})
 	if err != nil {
 		return nil, err
@@ -302,12 +302,4 @@ func retryOnPrefixTaken(create func() error) error {
 	// Not wrapped: the clash is not the caller's to resolve, so it must not
 	// reach them as AlreadyExists.
 	return fmt.Errorf("access: %d new keys in a row drew a prefix in use (%v)", prefixAttempts, err)
-}
-
-// pageSize returns the page size a list request asks for.
-func pageSize(requested int32) int {
-	if requested <= 0 {
-		return DefaultPageSize
-	}
-	return min(int(requested), MaxPageSize)
 }

@@ -26,6 +26,8 @@
 package audit
 
 import (
+	"plinth.dev/plinth/internal/pagetoken"
+
 	"slices"
 	"time"
 )
@@ -82,6 +84,6 @@ func (r Record) Clone() Record {
 
 // Page sizes of ListAuditRecords.
 const (
-	DefaultPageSize = 50
-	MaxPageSize     = 200
+	DefaultPageSize = pagetoken.DefaultPageSize
+	MaxPageSize     = pagetoken.MaxPageSize
 )

@@ -140,7 +140,7 @@ func (s *Service) ListAuditRecords(ctx context.Context, req *connect.Request[aud
 			return nil, &domainerr.InvalidArgumentError{Field: "page_token", Description: "is not a token this service issued"}
 		}
 	}
-	size := pageSize(m.GetPageSize())
+	size := pagetoken.Size(m.GetPageSize())
 	q.Limit = size + 1 // one more than the page, to know whether another follows
 	found, err := s.store.List(ctx, q)
 	if err != nil {
@@ -192,14 +192,6 @@ func (s *Service) VerifyAuditChain(ctx context.Context, _ *connect.Request[audit
 		FirstBrokenSequence: v.FirstBrokenSequence,
 		Problem:             v.Problem,
 	}), nil
-}
-
-// pageSize returns the page size a list request asks for.
-func pageSize(requested int32) int {
-	if requested <= 0 {
-		return DefaultPageSize
-	}
-	return min(int(requested), MaxPageSize)
 }
 
 func nilIfEmpty(s []string) []string {

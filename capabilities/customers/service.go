@@ -18,10 +18,10 @@ import (
 const (
 	// DefaultPageSize is the page size of ListCustomers when the request
 	// gives none.
-	DefaultPageSize = 50
+	DefaultPageSize = pagetoken.DefaultPageSize
 	// MaxPageSize is the largest page ListCustomers returns; the contract
 	// refuses larger requests.
-	MaxPageSize = 200
+	MaxPageSize = pagetoken.MaxPageSize
 )
 
 // Service implements the customers capabilities over a Store. The gateway
@@ -144,11 +144,7 @@ func (s *Service) ListCustomers(ctx context.Context, req *connect.Request[custom
 	if err != nil {
 		return nil, err
 	}
-	size := int(m.GetPageSize())
-	if size <= 0 {
-		size = DefaultPageSize
-	}
-	size = min(size, MaxPageSize)
+	size := pagetoken.Size(m.GetPageSize())
 	// One more than the page, to know whether another page follows.
 	found, err := s.store.List(ctx, ListQuery{AfterID: after, State: state, Limit: size + 1})
 	if err != nil {

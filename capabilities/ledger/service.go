@@ -18,10 +18,10 @@ import (
 const (
 	// DefaultPageSize is the page size of a listing whose request gives
 	// none.
-	DefaultPageSize = 50
+	DefaultPageSize = pagetoken.DefaultPageSize
 	// MaxPageSize is the largest page a listing returns; the contract
 	// refuses larger requests.
-	MaxPageSize = 200
+	MaxPageSize = pagetoken.MaxPageSize
 )
 
 // Service implements the ledger capabilities over a Store. The gateway
@@ -74,15 +74,6 @@ func NewService(store Store, opts ...Option) *Service {
 // stamps, so that a hold cannot be both active and expired in one request.
 func (s *Service) timestamp() time.Time {
 	return s.now().UTC().Truncate(time.Microsecond)
-}
-
-// pageSize returns the size of the page a listing returns for a request's
-// page_size.
-func pageSize(requested int32) int {
-	if requested <= 0 {
-		return DefaultPageSize
-	}
-	return min(int(requested), MaxPageSize)
 }
 
 // OpenLedgerAccount opens an account in one currency, with a zero balance.
@@ -139,7 +130,7 @@ func (s *Service) ListLedgerAccounts(ctx context.Context, req *connect.Request[l
 	if err != nil {
 		return nil, err
 	}
-	size := pageSize(m.GetPageSize())
+	size := pagetoken.Size(m.GetPageSize())
 	// One more than the page, to know whether another page follows.
 	found, err := s.store.ListAccounts(ctx, AccountQuery{AfterID: after, CustomerID: m.GetCustomerId(), Limit: size + 1}, s.timestamp())
 	if err != nil {
@@ -239,7 +230,7 @@ func (s *Service) ListTransfers(ctx context.Context, req *connect.Request[ledger
 	if err != nil {
 		return nil, err
 	}
-	size := pageSize(m.GetPageSize())
+	size := pagetoken.Size(m.GetPageSize())
 	found, err := s.store.ListTransfers(ctx, TransferQuery{AfterID: after, AccountID: m.GetAccountId(), Limit: size + 1})
 	if err != nil {
 		return nil, err
@@ -473,7 +464,7 @@ func (s *Service) ListAccountEntries(ctx context.Context, req *connect.Request[l
 				Description: "is not a page token this listing issued; pass the next_page_token of the previous page, or an empty one to start again"}
 		}
 	}
-	size := pageSize(m.GetPageSize())
+	size := pagetoken.Size(m.GetPageSize())
 	found, err := s.store.ListEntries(ctx, EntryQuery{AccountID: m.GetAccountId(), AfterSeq: afterSeq, Limit: size + 1})
 	if err != nil {
 		return nil, err

@@ -58,3 +58,21 @@ func filterDigest(filter string) []byte {
 	sum := sha256.Sum256([]byte(filter))
 	return sum[:8]
 }
+
+// Page sizes every listing shares.
+const (
+	// DefaultPageSize is a page's size when the request gives none.
+	DefaultPageSize = 50
+	// MaxPageSize is the largest page a listing returns; the contracts
+	// refuse larger requests.
+	MaxPageSize = 200
+)
+
+// Size returns the page size for a requested one: DefaultPageSize for 0 (or
+// less), at most MaxPageSize.
+func Size(requested int32) int {
+	if requested <= 0 {
+		return DefaultPageSize
+	}
+	return min(int(requested), MaxPageSize)
+}
