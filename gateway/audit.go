@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -36,6 +37,7 @@ const maxAuditedResources = 32
 type auditor struct {
 	audit   *audit.Service
 	metrics *metrics
+	log     *slog.Logger
 }
 
 func (a *auditor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
@@ -77,7 +79,7 @@ func (a *auditor) append(ctx context.Context, procedure string, err error, resou
 	defer cancel()
 	if _, aerr := a.audit.Append(actx, e); aerr != nil {
 		a.metrics.auditFailures.Inc()
-		a.metrics.log.ErrorContext(ctx, "audit: the record of a call could not be appended", "capability", procedure, "code", code, "error", aerr.Error())
+		a.log.ErrorContext(ctx, "audit: the record of a call could not be appended", "capability", procedure, "code", code, "error", aerr.Error())
 	}
 }
 

@@ -36,8 +36,10 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// observer maps errors to Connect codes, writes one access-log line per call
-// and records metrics.
+// observer writes one access-log line per call and records metrics. Errors
+// reach it already mapped (the error mapper is innermost); it maps what the
+// layers between it and the mapper return themselves, such as the access
+// store being unreachable while authenticating.
 type observer struct {
 	log     *slog.Logger
 	metrics *metrics

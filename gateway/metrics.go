@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,12 +14,10 @@ type metrics struct {
 	calls         *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
 	auditFailures prometheus.Counter
-	log           *slog.Logger
 }
 
-func newMetrics(log *slog.Logger) *metrics {
+func newMetrics() *metrics {
 	m := &metrics{
-		log:      log,
 		registry: prometheus.NewRegistry(),
 		auditFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "plinth",

@@ -345,8 +345,8 @@ func (s *Server) buildHandler(tracing connect.Interceptor) (http.Handler, error)
 	if tracing != nil {
 		outer = append(outer, tracing)
 	}
-	m := newMetrics(s.log)
-	outer = append(outer, &observer{log: s.log, metrics: m}, &auditor{audit: s.audit, metrics: m})
+	m := newMetrics()
+	outer = append(outer, &observer{log: s.log, metrics: m}, &auditor{audit: s.audit, metrics: m, log: s.log})
 	// The order of these options is the order of the onion in interceptor.go.
 	mutating := map[string]bool{}
 	for _, c := range s.capabilities {

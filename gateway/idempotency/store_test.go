@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -238,4 +240,45 @@ func TestPostgresSealsSensitiveResponses(t *testing.T) {
 	if err != nil || rec == nil || !bytes.Equal(rec.Response, body) {
 		t.Fatalf("replayed record = %+v, %v; want the response opened", rec, err)
 	}
+}
+
+// TestJanitorDeletesExpiredRecords runs the janitor over a memory store: a
+// record older than the retention goes, a younger one stays.
+func TestJanitorDeletesExpiredRecords(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	store := idempotency.NewMemoryStore()
+	for key, at := range map[string]time.Time{"old": t0, "young": t0.Add(23 * time.Hour)} {
+		c := claim("alice", key, key)
+		_, att, err := store.Begin(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := att.Finish(ctx, idempotency.Record{Procedure: c.Procedure, RequestHash: c.RequestHash, Response: []byte{}, CreatedAt: at}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := func() time.Time { return t0.Add(25 * time.Hour) }
+	done := make(chan struct{})
+	go func() {
+		idempotency.RunJanitor(ctx, store, 24*time.Hour, time.Millisecond, now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		close(done)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rec, att, _ := store.Begin(ctx, claim("alice", "old", "old"))
+		if rec == nil {
+			att.Abandon()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the janitor never deleted the expired record")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if rec, _, _ := store.Begin(ctx, claim("alice", "young", "young")); rec == nil {
+		t.Error("the janitor deleted a record within the retention")
+	}
+	cancel()
+	<-done
 }
