@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -23,32 +24,46 @@ const auditDomain = "audit"
 // maxAuditedResources bounds the resource ids one record keeps.
 const maxAuditedResources = 32
 
-// auditor appends one record to the audit chain for every capability call,
+// auditor appends one record to the audit for every capability call,
 // whatever its outcome: the principal (once authenticated), the
 // capability, the code, the ids of the resources it named or returned, and
 // the classes of sensitive data it revealed.
 //
-// The record is appended after the answer is decided and in a transaction
-// of its own, so a failed call is audited too. If the append fails, the
-// answer still goes out (its effect is done; an error would make the caller
-// retry what succeeded) and the failure is logged and counted: the gap
-// shows in VerifyAuditChain's record count, not in the chain, which stays
-// valid.
+// A call that changes state and ends with an answer worth keeping (a
+// success or a final refusal: what idempotency records) has its record
+// written in the transaction of its effect, through the idempotency
+// interceptor's Enlist, when the audit shares the effect's database: the
+// effect never commits without its record, and the call commits once.
+// Every other call's record is appended after its answer is decided, on
+// its own. If that append fails, the answer still goes out (its effect, if
+// any, is done; an error would make the caller retry what succeeded) and
+// the failure is logged and counted.
 type auditor struct {
 	audit   *audit.Service
+	masker  *masker
 	metrics *metrics
 	log     *slog.Logger
 }
 
+// auditedCall marks, in a call's context, that the call's record committed
+// with its effect.
+type auditedCall struct{ recorded atomic.Bool }
+
+type auditedCallKey struct{}
+
 func (a *auditor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		res, err := next(ctx, req)
-		var resMsg proto.Message
-		if err == nil {
-			resMsg, _ = res.Any().(proto.Message)
+		call := &auditedCall{}
+		res, err := next(context.WithValue(ctx, auditedCallKey{}, call), req)
+		if err != nil {
+			// Errors of the layers outside the error mapper are mapped
+			// here, so that the record has the code the caller gets.
+			err = toConnectError(ctx, a.log, err)
 		}
-		reqMsg, _ := req.Any().(proto.Message)
-		a.append(ctx, req.Spec().Procedure, err, resourceIDs(reqMsg, resMsg))
+		if !call.recorded.Load() {
+			principal, revealed := notes(ctx)
+			a.append(ctx, a.entry(ctx, req, res, err, principal, revealed))
+		}
 		return res, err
 	}
 }
@@ -60,26 +75,80 @@ func (a *auditor) WrapStreamingClient(next connect.StreamingClientFunc) connect.
 func (a *auditor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
 		err := next(ctx, conn)
-		a.append(ctx, conn.Spec().Procedure, err, nil)
+		if err != nil {
+			err = toConnectError(ctx, a.log, err)
+		}
+		principal, revealed := notes(ctx)
+		a.append(ctx, audit.Entry{Capability: conn.Spec().Procedure, Code: codeName(err), PrincipalID: principal, Revealed: revealed, RequestID: RequestID(ctx)})
 		return err
 	}
 }
 
-func (a *auditor) append(ctx context.Context, procedure string, err error, resources []string) {
-	code := "ok"
-	if err != nil {
-		code = connect.CodeOf(err).String()
+// enlist is the idempotency interceptor's Enlist: it adds the call's record
+// in the transaction of the call's effect (ctx carries it), and marks the
+// call recorded once that committed. The masker has not run yet (it sits
+// outside idempotency), so what the answer reveals is worked out as the
+// masker will.
+func (a *auditor) enlist(ctx context.Context, req connect.AnyRequest, res connect.AnyResponse, err error) (func(), error) {
+	call, ok := ctx.Value(auditedCallKey{}).(*auditedCall)
+	if !ok {
+		return nil, nil
 	}
-	e := audit.Entry{Capability: procedure, Code: code, ResourceIDs: resources, RequestID: RequestID(ctx)}
+	principal, _ := notes(ctx)
+	var revealed []string
+	if res != nil {
+		if msg, ok := res.Any().(proto.Message); ok {
+			revealed = a.masker.reveals(ctx, msg)
+		}
+	}
+	if _, aerr := a.audit.Append(ctx, a.entry(ctx, req, res, err, principal, revealed)); aerr != nil {
+		return nil, aerr
+	}
+	return func() { call.recorded.Store(true) }, nil
+}
+
+// entry is the record of a unary call.
+func (a *auditor) entry(ctx context.Context, req connect.AnyRequest, res connect.AnyResponse, err error, principal string, revealed []string) audit.Entry {
+	var resMsg proto.Message
+	if err == nil && res != nil {
+		resMsg, _ = res.Any().(proto.Message)
+	}
+	reqMsg, _ := req.Any().(proto.Message)
+	return audit.Entry{
+		PrincipalID: principal,
+		Capability:  req.Spec().Procedure,
+		Code:        codeName(err),
+		ResourceIDs: resourceIDs(reqMsg, resMsg),
+		Revealed:    revealed,
+		RequestID:   RequestID(ctx),
+	}
+}
+
+// notes returns who called and what the answer revealed, as the inner
+// layers noted them.
+func notes(ctx context.Context) (principal string, revealed []string) {
 	if n, ok := ctx.Value(callNotesKey{}).(*callNotes); ok {
-		e.PrincipalID, e.Revealed = n.snapshot()
+		return n.snapshot()
 	}
+	return "", nil
+}
+
+// codeName is how the audit names an outcome: "ok", or the Connect code.
+func codeName(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return connect.CodeOf(err).String()
+}
+
+// append appends e on its own, outside any transaction.
+func (a *auditor) append(ctx context.Context, e audit.Entry) {
 	// The caller may have gone: the record is still owed.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if _, aerr := a.audit.Append(actx, e); aerr != nil {
 		a.metrics.auditFailures.Inc()
-		a.log.ErrorContext(ctx, "audit: the record of a call could not be appended", "capability", procedure, "code", code, "error", aerr.Error())
+		a.log.ErrorContext(ctx, "audit: the record of a call could not be appended", "capability", e.Capability, "code", e.Code, "error", aerr.Error())
 	}
 }
 

@@ -42,10 +42,7 @@ func (m *masker) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		if !ok {
 			return res, nil
 		}
-		p, _ := PrincipalFrom(ctx)
-		out, revealed := sensitive.Mask(msg, func(c optionsv1.Sensitivity) bool {
-			return m.roles.mayReveal(p.Roles, classNames[c])
-		})
+		out, revealed := m.mask(ctx, msg)
 		noteRevealed(ctx, revealed)
 		if out == msg {
 			return res, nil
@@ -59,6 +56,27 @@ func (m *masker) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		}
 		return masked, nil
 	}
+}
+
+// mask returns msg as the caller may see it, and the classes of sensitive
+// data it shows in full.
+func (m *masker) mask(ctx context.Context, msg proto.Message) (proto.Message, []optionsv1.Sensitivity) {
+	return sensitive.Mask(msg, m.mayReveal(ctx))
+}
+
+// reveals returns the classes of sensitive data that msg, masked, shows
+// the caller in full: what mask will report, known before it runs.
+func (m *masker) reveals(ctx context.Context, msg proto.Message) []string {
+	var names []string
+	for _, c := range sensitive.Revealed(msg, m.mayReveal(ctx)) {
+		names = append(names, classNames[c])
+	}
+	return names
+}
+
+func (m *masker) mayReveal(ctx context.Context) func(optionsv1.Sensitivity) bool {
+	p, _ := PrincipalFrom(ctx)
+	return func(c optionsv1.Sensitivity) bool { return m.roles.mayReveal(p.Roles, classNames[c]) }
 }
 
 func (m *masker) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {

@@ -57,6 +57,11 @@ type Server struct {
 	audit        *audit.Service  // the audit domain's: every call is recorded
 	stopTracing  func(context.Context) error
 	shuttingDown atomic.Bool
+	// idempotencyKind is where idempotency keys are recorded.
+	idempotencyKind string
+	// auditWithEffects says that the records of calls that change state
+	// are written in the transactions of their effects (see auditor).
+	auditWithEffects bool
 }
 
 // mountedDomain is a domain with the store of its chosen backend.
@@ -160,6 +165,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 				return nil, fmt.Errorf("backend %s: opened a %T, not an audit.Store", d.backend.ID(), d.store)
 			}
 			s.audit = audit.NewService(store)
+			// A record can commit with its call's effect only if the
+			// audit lives in the database of the effect's transaction.
+			s.auditWithEffects = d.backend.Migrations != nil && s.pool != nil && s.idempotencyKind == "postgres"
 		}
 	}
 	if s.audit == nil {
@@ -197,7 +205,8 @@ func (s *Server) openIdempotency(ctx context.Context) error {
 	for _, d := range s.domains {
 		backends = append(backends, d.backend)
 	}
-	switch IdempotencyStoreKind(s.cfg, backends) {
+	s.idempotencyKind = IdempotencyStoreKind(s.cfg, backends)
+	switch s.idempotencyKind {
 	case "postgres":
 		if err := s.prepareSchema(ctx, idempotency.Schema, idempotency.Migrations, "idempotency records"); err != nil {
 			return err
@@ -346,7 +355,13 @@ func (s *Server) buildHandler(tracing connect.Interceptor) (http.Handler, error)
 		outer = append(outer, tracing)
 	}
 	m := newMetrics()
-	outer = append(outer, &observer{log: s.log, metrics: m}, &auditor{audit: s.audit, metrics: m, log: s.log})
+	mask := &masker{roles: s.roles}
+	auditor := &auditor{audit: s.audit, masker: mask, metrics: m, log: s.log}
+	outer = append(outer, &observer{log: s.log, metrics: m}, auditor)
+	var enlist func(context.Context, connect.AnyRequest, connect.AnyResponse, error) (func(), error)
+	if s.auditWithEffects {
+		enlist = auditor.enlist
+	}
 	// The order of these options is the order of the onion in interceptor.go.
 	mutating := map[string]bool{}
 	for _, c := range s.capabilities {
@@ -361,7 +376,7 @@ func (s *Server) buildHandler(tracing connect.Interceptor) (http.Handler, error)
 		connect.WithRecover(recoverPanic(s.log)),
 		connect.WithInterceptors(
 			&authenticator{access: s.access, roles: s.roles, scopes: scopes},
-			&masker{roles: s.roles},
+			mask,
 			&validator{v: validate, log: s.log},
 			idempotency.NewInterceptor(s.idempotency, idempotency.Options{
 				Mutating: func(procedure string) bool { return mutating[procedure] },
@@ -371,7 +386,8 @@ func (s *Server) buildHandler(tracing connect.Interceptor) (http.Handler, error)
 					p, _ := PrincipalFrom(ctx)
 					return p.ID
 				},
-				Log: s.log,
+				Log:    s.log,
+				Enlist: enlist,
 			}),
 			NewErrorInterceptor(s.log),
 		),
@@ -506,6 +522,24 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer stopJanitor()
 	retention := s.cfg.Idempotency.Retention.Std()
 	go idempotency.RunJanitor(janitorCtx, s.idempotency, retention, min(retention/10, time.Hour), time.Now, s.log)
+	chainerDone := make(chan struct{})
+	go func() {
+		defer close(chainerDone)
+		s.audit.RunChainer(janitorCtx, auditChainInterval, func(err error) {
+			s.log.Warn("audit: chaining the records of calls failed; retrying", "error", err.Error())
+		})
+	}()
+	defer func() {
+		stopJanitor()
+		<-chainerDone
+		// Chain what the last calls added, so that a clean stop leaves
+		// nothing waiting.
+		chainCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := s.audit.Chain(chainCtx); err != nil {
+			s.log.Warn("audit: the records of the last calls stay unchained until the next start", "error", err.Error())
+		}
+	}()
 
 	select {
 	case err := <-served:
@@ -526,6 +560,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("shut down cleanly")
 	return nil
 }
+
+// auditChainInterval is how often the audit's records are chained: how
+// long a record waits, stored but not yet tamper-evident.
+const auditChainInterval = 250 * time.Millisecond
 
 // Close releases the backends, the PostgreSQL pool and the tracer.
 func (s *Server) Close() error {

@@ -2,7 +2,8 @@
 // of every capability call.
 //
 // The gateway calls Service.Append once per capability call, whatever its
-// outcome; that is a Go API, not an rpc, so nobody can write to the record
+// outcome, and Service.Chain links the records appended onto the chain
+// (see Store for why the two are apart); that is a Go API, not an rpc, so nobody can write to the record
 // through the platform's contracts. The capabilities of plinth.audit.v1
 // (ListAuditRecords, GetAuditRecord, VerifyAuditChain) only read.
 //

@@ -47,17 +47,18 @@ func NewService(store Store, opts ...Option) *Service {
 	return s
 }
 
-// Append records one capability call at the end of the chain and returns
-// the record as stored. The gateway calls it once per call, after the
-// outcome is known, whatever it is; e.Capability and e.Code are required
-// (a *domainerr.InvalidArgumentError otherwise).
+// Append records one capability call and returns the record as added:
+// not chained yet (Sequence 0, no hashes), but stored, and chained by the
+// next Chain (the gateway runs RunChainer; every read of the chain chains
+// first). The gateway calls it once per call, after the outcome is known,
+// whatever it is; e.Capability and e.Code are required (a
+// *domainerr.InvalidArgumentError otherwise).
 //
-// Appends are serialized by the Store, so concurrent calls get consecutive
-// sequence numbers in some order. The record's time is read inside that
-// order, so times never go backwards along the chain as far as one
-// clock can tell. On the PostgreSQL backend the record commits on its own,
-// outside any transaction ctx carries: a call that fails and rolls back
-// is recorded all the same.
+// On the PostgreSQL backend the record joins the transaction ctx carries,
+// if any (see Store.Add): the gateway appends the record of a call that
+// changes state in that call's transaction, so the effect and its record
+// commit together, and appends every other record with a ctx that carries
+// none, so that it commits on its own.
 func (s *Service) Append(ctx context.Context, e Entry) (Record, error) {
 	switch {
 	case e.Capability == "":
@@ -65,34 +66,89 @@ func (s *Service) Append(ctx context.Context, e Entry) (Record, error) {
 	case e.Code == "":
 		return Record{}, &domainerr.InvalidArgumentError{Field: "code", Description: "is required"}
 	}
-	id := ids.New("aud")
-	return s.store.Append(ctx, func(last *Record) (Record, error) {
-		r := Record{
-			ID:          id,
-			Sequence:    1,
-			Time:        s.now().UTC().Truncate(time.Microsecond),
-			PrincipalID: e.PrincipalID,
-			Capability:  e.Capability,
-			Code:        e.Code,
-			ResourceIDs: nilIfEmpty(e.ResourceIDs),
-			Revealed:    nilIfEmpty(e.Revealed),
-			RequestID:   e.RequestID,
-			PrevHash:    make([]byte, HashSize),
-		}
-		if last != nil {
-			r.Sequence, r.PrevHash = last.Sequence+1, append([]byte(nil), last.Hash...)
-		}
-		r.Hash = ComputeHash(r)
-		return r, nil
-	})
+	r := Record{
+		ID:          ids.New("aud"),
+		Time:        s.now().UTC().Truncate(time.Microsecond),
+		PrincipalID: e.PrincipalID,
+		Capability:  e.Capability,
+		Code:        e.Code,
+		ResourceIDs: nilIfEmpty(e.ResourceIDs),
+		Revealed:    nilIfEmpty(e.Revealed),
+		RequestID:   e.RequestID,
+	}
+	if err := s.store.Add(ctx, r); err != nil {
+		return Record{}, err
+	}
+	return r, nil
 }
 
-// Verify walks the whole chain in sequence order and reports the first
-// problem: a gap in the sequence, a record whose hash does not match its
+// chainBatch is how many records one Store.Chain links: enough that a
+// backlog clears in few transactions, few enough that one holds the
+// chain's lock briefly.
+const chainBatch = 500
+
+// Chain links every record added so far onto the chain, in batches, and
+// returns how many it linked. Records are chained in the order of their
+// time (then id), so a record's place in the chain is close to, but not
+// always exactly, the order in which calls ended: two calls that end at
+// once are chained in either order.
+func (s *Service) Chain(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := s.store.Chain(ctx, chainBatch, link)
+		total += n
+		if err != nil || n < chainBatch {
+			return total, err
+		}
+	}
+}
+
+// link gives pending records their places after last.
+func link(last *Record, pending []Record) ([]Record, error) {
+	seq, prev := int64(1), make([]byte, HashSize)
+	if last != nil {
+		seq, prev = last.Sequence+1, last.Hash
+	}
+	linked := make([]Record, len(pending))
+	for i, p := range pending {
+		r := p.Clone()
+		r.Sequence, r.PrevHash = seq, append([]byte(nil), prev...)
+		r.Hash = ComputeHash(r)
+		linked[i] = r
+		seq, prev = seq+1, r.Hash
+	}
+	return linked, nil
+}
+
+// RunChainer chains the records added, every interval, until ctx ends,
+// and reports each failure to onError (a store that is down is retried
+// at the next tick). Records wait at most about an interval to be chained;
+// until then they are stored but not tamper-evident, and reads of the
+// chain chain them first anyway.
+func (s *Service) RunChainer(ctx context.Context, interval time.Duration, onError func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := s.Chain(ctx); err != nil && ctx.Err() == nil {
+			onError(err)
+		}
+	}
+}
+
+// Verify chains the records waiting, then walks the whole chain in
+// sequence order and reports the first problem: a gap in the sequence, a record whose hash does not match its
 // contents, or one whose PrevHash is not the previous record's hash. It
 // stops there. An error means the chain could not be read, not that it is
 // broken.
 func (s *Service) Verify(ctx context.Context) (Verification, error) {
+	if _, err := s.Chain(ctx); err != nil {
+		return Verification{}, err
+	}
 	check := newChainCheck()
 	err := s.store.Scan(ctx, func(r Record) error {
 		if !check.add(r) {
@@ -140,6 +196,9 @@ func (s *Service) ListAuditRecords(ctx context.Context, req *connect.Request[aud
 			return nil, &domainerr.InvalidArgumentError{Field: "page_token", Description: "is not a token this service issued"}
 		}
 	}
+	if _, err := s.Chain(ctx); err != nil {
+		return nil, err
+	}
 	size := pagetoken.Size(m.GetPageSize())
 	q.Limit = size + 1 // one more than the page, to know whether another follows
 	found, err := s.store.List(ctx, q)
@@ -173,6 +232,9 @@ func listFilter(q Query) string {
 
 // GetAuditRecord returns one record by id.
 func (s *Service) GetAuditRecord(ctx context.Context, req *connect.Request[auditv1.GetAuditRecordRequest]) (*connect.Response[auditv1.GetAuditRecordResponse], error) {
+	if _, err := s.Chain(ctx); err != nil {
+		return nil, err
+	}
 	r, err := s.store.Get(ctx, req.Msg.GetRecordId())
 	if err != nil {
 		return nil, err

@@ -33,6 +33,16 @@ type Options struct {
 	Now func() time.Time
 	// Log receives what goes wrong with the store. It defaults to discarding.
 	Log *slog.Logger
+	// Enlist, when set, runs once a call has its answer (res, or the
+	// final error err), just before that answer is recorded under the key:
+	// ctx carries the transaction of the call's effect, on a store that
+	// has one (internal/pgtx), so what Enlist writes through it commits
+	// with the effect and the record, or not at all. If Enlist fails, none
+	// of them commits and the caller gets its error. Once they have
+	// committed, the interceptor calls the function Enlist returned, if not
+	// nil. Calls that end without a record (a replay, a refused key, an
+	// outage) never reach Enlist.
+	Enlist func(ctx context.Context, req connect.AnyRequest, res connect.AnyResponse, err error) (committed func(), _ error)
 }
 
 // maxAbortedRetries is how many times a call that lost a race (Aborted) is
@@ -156,9 +166,14 @@ func (i *interceptor) try(ctx context.Context, req connect.AnyRequest, next conn
 		if method, ok := req.Spec().Schema.(protoreflect.MethodDescriptor); ok {
 			r.Class = classes[sensitive.StrictestClass(method.Output())]
 		}
+		committed, err := i.enlist(attempt, req, res, nil)
+		if err != nil {
+			return nil, err, false
+		}
 		if err := attempt.Finish(ctx, r, true); err != nil {
 			return nil, err, false
 		}
+		committed()
 		return res, nil, false
 	}
 	var ce *connect.Error
@@ -174,10 +189,32 @@ func (i *interceptor) try(ctx context.Context, req connect.AnyRequest, next conn
 		}
 		r.Details = append(r.Details, b)
 	}
+	committed, err := i.enlist(attempt, req, nil, callErr)
+	if err != nil {
+		return nil, err, false
+	}
 	if err := attempt.Finish(ctx, r, false); err != nil {
 		return nil, err, false
 	}
+	committed()
 	return nil, callErr, false
+}
+
+// enlist runs Options.Enlist in the attempt's transaction; on failure the
+// attempt is undone. It returns what to call once the attempt committed.
+func (i *interceptor) enlist(attempt Attempt, req connect.AnyRequest, res connect.AnyResponse, callErr error) (func(), error) {
+	if i.opts.Enlist == nil {
+		return func() {}, nil
+	}
+	committed, err := i.opts.Enlist(attempt.Context(), req, res, callErr)
+	if err != nil {
+		attempt.Abandon()
+		return nil, err
+	}
+	if committed == nil {
+		committed = func() {}
+	}
+	return committed, nil
 }
 
 // classes names the keyring class of each sensitivity class.

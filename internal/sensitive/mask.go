@@ -25,23 +25,31 @@ import (
 // Credentials (SENSITIVITY_SECRET) are never masked here: they appear only
 // in the answer that creates them, to the caller that asked.
 func Mask(msg proto.Message, reveal func(optionsv1.Sensitivity) bool) (proto.Message, []optionsv1.Sensitivity) {
-	var (
-		out      proto.Message
-		revealed = map[optionsv1.Sensitivity]bool{}
-	)
+	revealed := map[optionsv1.Sensitivity]bool{}
+	out := msg
 	if needsMask(msg.ProtoReflect(), reveal, revealed) {
 		out = proto.Clone(msg)
 		mask(out.ProtoReflect(), reveal)
-	} else {
-		out = msg
 	}
+	return out, revealedClasses(revealed)
+}
+
+// Revealed returns the classes that Mask(msg, reveal) would report shown in
+// full, without masking anything.
+func Revealed(msg proto.Message, reveal func(optionsv1.Sensitivity) bool) []optionsv1.Sensitivity {
+	revealed := map[optionsv1.Sensitivity]bool{}
+	needsMask(msg.ProtoReflect(), reveal, revealed)
+	return revealedClasses(revealed)
+}
+
+func revealedClasses(revealed map[optionsv1.Sensitivity]bool) []optionsv1.Sensitivity {
 	var classes []optionsv1.Sensitivity
 	for _, c := range []optionsv1.Sensitivity{optionsv1.Sensitivity_SENSITIVITY_PII, optionsv1.Sensitivity_SENSITIVITY_PCI, optionsv1.Sensitivity_SENSITIVITY_PHI} {
 		if revealed[c] {
 			classes = append(classes, c)
 		}
 	}
-	return out, classes
+	return classes
 }
 
 // needsMask reports whether m has a set field to mask, and notes the

@@ -33,8 +33,11 @@ func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
 		{"Append/RoundTrip", testAppendRoundTrip},
 		{"Append/EntryRequiresCapabilityAndCode", testAppendInvalidEntry},
 		{"Append/Concurrent", testConcurrentAppends},
-		{"Append/StoreRefusesOutOfSequence", testStoreRefusesOutOfSequence},
-		{"Append/FailedNextStoresNothing", testFailedNextStoresNothing},
+		{"Append/NotReadableUntilChained", testNotReadableUntilChained},
+		{"Chain/Batches", testChainBatches},
+		{"Chain/OrderOfTime", testChainOrderOfTime},
+		{"Chain/StoreRefusesOutOfSequence", testStoreRefusesOutOfSequence},
+		{"Chain/FailedLinkChainsNothing", testFailedLinkChainsNothing},
 		{"GetAuditRecord/Unknown", testGetUnknown},
 		{"ListAuditRecords/Pages", testListPages},
 		{"ListAuditRecords/Filters", testListFilters},
@@ -62,15 +65,32 @@ func Entry(i int) audit.Entry {
 	}
 }
 
-// Fill appends n records of Entry(0) to Entry(n-1) and returns them.
+// Fill appends n records of Entry(0) to Entry(n-1), a microsecond apart
+// so that they chain in that order, chains them and returns them as
+// chained.
 func Fill(t testing.TB, store audit.Store, n int) []audit.Record {
 	t.Helper()
-	svc := audit.NewService(store)
-	out := make([]audit.Record, n)
+	at := time.Now().UTC().Truncate(time.Microsecond)
+	svc := audit.NewService(store, audit.WithClock(func() time.Time {
+		at = at.Add(time.Microsecond)
+		return at
+	}))
+	added := make([]audit.Record, n)
 	for i := range n {
 		r, err := svc.Append(t.Context(), Entry(i))
 		if err != nil {
 			t.Fatalf("Append %d: %v", i, err)
+		}
+		added[i] = r
+	}
+	if _, err := svc.Chain(t.Context()); err != nil {
+		t.Fatalf("Chain: %v", err)
+	}
+	out := make([]audit.Record, n)
+	for i, a := range added {
+		r, err := store.Get(t.Context(), a.ID)
+		if err != nil {
+			t.Fatalf("Get %d after Chain: %v", i, err)
 		}
 		out[i] = r
 	}
@@ -141,12 +161,13 @@ func testAppendRoundTrip(t *testing.T, store audit.Store) {
 		t.Fatal(err)
 	}
 	want := audit.Record{
-		ID: r.ID, Sequence: 1, Time: at.UTC().Truncate(time.Microsecond),
+		ID: r.ID, Time: at.UTC().Truncate(time.Microsecond),
 		Capability: e.Capability, Code: e.Code,
-		PrevHash: make([]byte, audit.HashSize),
 	}
+	wantRecord(t, "Append", r, want) // added, not chained
+	want.Sequence, want.PrevHash = 1, make([]byte, audit.HashSize)
 	want.Hash = audit.ComputeHash(want)
-	wantRecord(t, "Append", r, want)
+	// GetAuditRecord chains what waits first.
 	res, err := svc.GetAuditRecord(t.Context(), connect.NewRequest(&auditv1.GetAuditRecordRequest{RecordId: r.ID}))
 	if err != nil {
 		t.Fatal(err)
@@ -170,10 +191,15 @@ func testAppendRoundTrip(t *testing.T, store audit.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := svc.Chain(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	stored, err := store.Get(t.Context(), r2.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
+	r2.Sequence, r2.PrevHash = 2, want.Hash
+	r2.Hash = audit.ComputeHash(r2)
 	wantRecord(t, "Get", stored, r2)
 	if stored.PrincipalID != full.PrincipalID || !slices.Equal(stored.ResourceIDs, full.ResourceIDs) ||
 		!slices.Equal(stored.Revealed, full.Revealed) || stored.RequestID != full.RequestID {
@@ -207,6 +233,13 @@ func testConcurrentAppends(t *testing.T, store audit.Store) {
 				if _, err := svc.Append(t.Context(), Entry(g*each+i)); err != nil {
 					errs <- err
 				}
+				// Some chain as they go, as the chainers of several
+				// gateways and the readers of the chain do.
+				if (g+i)%4 == 0 {
+					if _, err := svc.Chain(t.Context()); err != nil {
+						errs <- err
+					}
+				}
 			}
 		})
 	}
@@ -236,40 +269,160 @@ func testConcurrentAppends(t *testing.T, store audit.Store) {
 	}
 }
 
-func testStoreRefusesOutOfSequence(t *testing.T, store audit.Store) {
-	Fill(t, store, 2)
-	for _, seq := range []int64{2, 4} {
-		_, err := store.Append(t.Context(), func(last *audit.Record) (audit.Record, error) {
-			r := audit.Record{ID: fmt.Sprintf("aud_%026d", seq), Sequence: seq, Time: time.Now(), Capability: "/x.v1.S/M", Code: "ok", PrevHash: last.Hash}
-			r.Hash = audit.ComputeHash(r)
-			return r, nil
-		})
-		var oos *audit.OutOfSequenceError
-		if !errors.As(err, &oos) || oos.Got != seq || oos.Want != 3 {
-			t.Errorf("Append of sequence %d after 2 = %v, want *OutOfSequenceError{Got: %d, Want: 3}", seq, err, seq)
-		}
+// testNotReadableUntilChained: an added record is stored, but it is not
+// part of the chain, nor readable from the store, until chained.
+func testNotReadableUntilChained(t *testing.T, store audit.Store) {
+	svc := audit.NewService(store)
+	r, err := svc.Append(t.Context(), Entry(0))
+	if err != nil {
+		t.Fatal(err)
 	}
-	WantOK(t, store, 2)
+	if r.Sequence != 0 || r.Hash != nil || r.PrevHash != nil {
+		t.Errorf("Append = %+v, want a record not chained yet", r)
+	}
+	if _, err := store.Get(t.Context(), r.ID); !errors.As(err, new(*domainerr.NotFoundError)) {
+		t.Errorf("Get of an added record before Chain = %v, want not found", err)
+	}
+	if last, err := store.LastSequence(t.Context()); err != nil || last != 0 {
+		t.Errorf("LastSequence before Chain = %d, %v; want 0", last, err)
+	}
+	if n, err := svc.Chain(t.Context()); n != 1 || err != nil {
+		t.Fatalf("Chain = %d, %v; want 1 record chained", n, err)
+	}
+	if got, err := store.Get(t.Context(), r.ID); err != nil || got.Sequence != 1 {
+		t.Errorf("Get after Chain = %+v, %v; want record 1", got, err)
+	}
+	if n, err := svc.Chain(t.Context()); n != 0 || err != nil {
+		t.Errorf("Chain with nothing waiting = %d, %v; want 0", n, err)
+	}
 }
 
-func testFailedNextStoresNothing(t *testing.T, store audit.Store) {
+// testChainBatches: Store.Chain links at most its limit, oldest first, and
+// the next call goes on from there.
+func testChainBatches(t *testing.T, store audit.Store) {
 	Fill(t, store, 1)
+	at := time.Now().UTC().Truncate(time.Microsecond)
+	svc := audit.NewService(store, audit.WithClock(func() time.Time { at = at.Add(time.Microsecond); return at }))
+	var added []string
+	for i := range 5 {
+		r, err := svc.Append(t.Context(), Entry(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		added = append(added, r.ID)
+	}
+	var got [][]string
+	for _, want := range []int{2, 2, 1, 0} {
+		var seen []string
+		n, err := store.Chain(t.Context(), 2, func(last *audit.Record, pending []audit.Record) ([]audit.Record, error) {
+			if last == nil {
+				t.Fatal("link was given no last record; the chain has some")
+			}
+			seq, prev := last.Sequence, last.Hash
+			out := make([]audit.Record, len(pending))
+			for i, p := range pending {
+				seen = append(seen, p.ID)
+				seq++
+				p.Sequence, p.PrevHash = seq, prev
+				p.Hash = audit.ComputeHash(p)
+				out[i], prev = p, p.Hash
+			}
+			return out, nil
+		})
+		if err != nil || n != want {
+			t.Fatalf("Chain(limit 2) = %d, %v; want %d", n, err, want)
+		}
+		got = append(got, seen)
+	}
+	if flat := slices.Concat(got...); !slices.Equal(flat, added) {
+		t.Errorf("chained %v, want the records in the order added %v", got, added)
+	}
+	WantOK(t, store, 6)
+}
+
+// testChainOrderOfTime: records are chained in the order of their time,
+// whatever the order they were added in (the records of calls that commit
+// out of order).
+func testChainOrderOfTime(t *testing.T, store audit.Store) {
+	base := time.Now().UTC().Truncate(time.Second)
+	var ids []string
+	for _, offset := range []int{3, 1, 2} {
+		at := base.Add(time.Duration(offset) * time.Millisecond)
+		r, err := audit.NewService(store, audit.WithClock(func() time.Time { return at })).Append(t.Context(), Entry(offset))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	if _, err := audit.NewService(store).Chain(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var chained []string
+	if err := store.Scan(t.Context(), func(r audit.Record) error { chained = append(chained, r.ID); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{ids[1], ids[2], ids[0]}; !slices.Equal(chained, want) {
+		t.Errorf("chained %v, want %v (by time)", chained, want)
+	}
+}
+
+func testStoreRefusesOutOfSequence(t *testing.T, store audit.Store) {
+	Fill(t, store, 2)
+	svc := audit.NewService(store)
+	if _, err := svc.Append(t.Context(), Entry(9)); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []struct {
+		name      string
+		mangle    func([]audit.Record) []audit.Record
+		got, want int64
+	}{
+		{"sequence taken", func(rs []audit.Record) []audit.Record { rs[0].Sequence = 2; return rs }, 2, 3},
+		{"sequence skipped", func(rs []audit.Record) []audit.Record { rs[0].Sequence = 4; return rs }, 4, 3},
+		{"another record", func(rs []audit.Record) []audit.Record { rs[0].ID = "aud_00000000000000000000000009"; return rs }, 3, 3},
+		{"one too many", func(rs []audit.Record) []audit.Record { return append(rs, rs[0]) }, 2, 1},
+	} {
+		n, err := store.Chain(t.Context(), 10, func(last *audit.Record, pending []audit.Record) ([]audit.Record, error) {
+			rs := make([]audit.Record, len(pending))
+			for i, p := range pending {
+				p.Sequence, p.PrevHash = last.Sequence+1+int64(i), last.Hash
+				p.Hash = audit.ComputeHash(p)
+				rs[i] = p
+			}
+			return bad.mangle(rs), nil
+		})
+		var oos *audit.OutOfSequenceError
+		if n != 0 || !errors.As(err, &oos) || oos.Got != bad.got || oos.Want != bad.want {
+			t.Errorf("%s: Chain = %d, %v; want 0 and *OutOfSequenceError{Got: %d, Want: %d}", bad.name, n, err, bad.got, bad.want)
+		}
+	}
+	WantOK(t, store, 3) // the record still waited, and chains as it should
+}
+
+func testFailedLinkChainsNothing(t *testing.T, store audit.Store) {
+	Fill(t, store, 1)
+	svc := audit.NewService(store)
+	if _, err := svc.Append(t.Context(), Entry(5)); err != nil {
+		t.Fatal(err)
+	}
 	boom := errors.New("boom")
 	var gotLast *audit.Record
-	_, err := store.Append(t.Context(), func(last *audit.Record) (audit.Record, error) {
-		gotLast = last
-		return audit.Record{}, boom
+	var gotPending int
+	n, err := store.Chain(t.Context(), 10, func(last *audit.Record, pending []audit.Record) ([]audit.Record, error) {
+		gotLast, gotPending = last, len(pending)
+		return nil, boom
 	})
-	if !errors.Is(err, boom) {
-		t.Errorf("Append = %v, want next's error", err)
+	if n != 0 || !errors.Is(err, boom) {
+		t.Errorf("Chain = %d, %v; want link's error", n, err)
 	}
-	if gotLast == nil || gotLast.Sequence != 1 {
-		t.Errorf("next was given %+v, want record 1", gotLast)
+	if gotLast == nil || gotLast.Sequence != 1 || gotPending != 1 {
+		t.Errorf("link was given %+v and %d waiting, want record 1 and 1", gotLast, gotPending)
 	}
 	records := Fill(t, store, 1)
-	if records[0].Sequence != 2 {
-		t.Errorf("the append after a failed one got sequence %d, want 2", records[0].Sequence)
+	if records[0].Sequence != 3 {
+		t.Errorf("the record after a failed Chain got sequence %d, want 3 (the waiting one is 2)", records[0].Sequence)
 	}
+	WantOK(t, store, 3)
 }
 
 func testGetUnknown(t *testing.T, store audit.Store) {

@@ -7,6 +7,7 @@ package memory
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 
 	"plinth.dev/plinth/capabilities/audit"
@@ -17,9 +18,10 @@ import (
 // value is not usable, call New.
 type Store struct {
 	mu      sync.RWMutex
-	records []audit.Record // in sequence order
+	pending []audit.Record // added, not chained yet
+	records []audit.Record // chained, in sequence order
 	byID    map[string]int64
-	head    int64 // the last sequence appended, kept apart from records
+	head    int64 // the last sequence chained, kept apart from records
 }
 
 var _ audit.Store = (*Store)(nil)
@@ -29,32 +31,55 @@ func New() *Store {
 	return &Store{byID: map[string]int64{}}
 }
 
-// Append stores the record next makes of the last one, under the write
-// lock, so appends are serialized.
-func (s *Store) Append(_ context.Context, next func(last *audit.Record) (audit.Record, error)) (audit.Record, error) {
+// Add keeps r until the next Chain.
+func (s *Store) Add(_ context.Context, r audit.Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var last *audit.Record
-	want := int64(1)
-	if n := len(s.records); n > 0 {
-		l := s.records[n-1].Clone()
-		last, want = &l, l.Sequence+1
-	}
-	r, err := next(last)
-	if err != nil {
-		return audit.Record{}, err
-	}
-	if r.Sequence != want {
-		return audit.Record{}, &audit.OutOfSequenceError{Got: r.Sequence, Want: want}
-	}
-	r = normalize(r.Clone())
-	s.records = append(s.records, r)
-	s.byID[r.ID] = r.Sequence
-	s.head = r.Sequence
-	return r.Clone(), nil
+	s.pending = append(s.pending, normalize(r.Clone()))
+	return nil
 }
 
-// LastSequence returns the last sequence appended.
+// Chain links the oldest waiting records under the write lock, so chains
+// are serialized.
+func (s *Store) Chain(_ context.Context, limit int, link func(last *audit.Record, pending []audit.Record) ([]audit.Record, error)) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) == 0 || limit <= 0 {
+		return 0, nil
+	}
+	slices.SortStableFunc(s.pending, func(a, b audit.Record) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	batch := make([]audit.Record, min(limit, len(s.pending)))
+	for i := range batch {
+		batch[i] = s.pending[i].Clone()
+	}
+	var last *audit.Record
+	if n := len(s.records); n > 0 {
+		l := s.records[n-1].Clone()
+		last = &l
+	}
+	linked, err := link(last, batch)
+	if err != nil {
+		return 0, err
+	}
+	if err := audit.CheckLinked(last, batch, linked); err != nil {
+		return 0, err
+	}
+	for _, r := range linked {
+		r = normalize(r.Clone())
+		s.records = append(s.records, r)
+		s.byID[r.ID] = r.Sequence
+		s.head = r.Sequence
+	}
+	s.pending = slices.Delete(s.pending, 0, len(batch))
+	return len(batch), nil
+}
+
+// LastSequence returns the last sequence chained.
 func (s *Store) LastSequence(context.Context) (int64, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

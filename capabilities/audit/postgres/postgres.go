@@ -7,22 +7,22 @@
 // internal/migrate, never by the backend itself) lives in the PostgreSQL
 // schema "audit":
 //
-//	audit.head      one row; every append locks it (SELECT ... FOR UPDATE),
-//	                so appends from every gateway queue up one at a time
+//	audit.pending   records added and not yet chained: Add inserts here
+//	audit.head      one row; every Chain locks it (SELECT ... FOR UPDATE),
+//	                so the chainers of every gateway take turns
 //	audit.records   the chain, sequence unique; a trigger refuses UPDATE,
 //	                DELETE and TRUNCATE
 //
-// An append commits in a transaction of its own, never in the one a
-// request's context may carry (pgtx): the record of a call must survive
-// the call's rollback, and the head lock must be held for the append alone,
-// not for the rest of somebody's request. Reads go through
-// pgtx.QuerierFor.
+// Add joins the transaction the request's context carries (pgtx), so the
+// gateway can commit a call's record with its effect; a Chain runs in a
+// transaction of its own, never in a request's: the head lock must be held
+// for the chaining alone, not for the rest of somebody's request. Reads go
+// through pgtx.QuerierFor.
 package postgres
 
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -54,51 +54,100 @@ func New(pool *pgxpool.Pool) *Store {
 const recordColumns = `r.id, r.sequence, r.time, r.principal_id, r.capability, r.code,
        r.resource_ids, r.revealed, r.request_id, r.prev_hash, r.hash`
 
-// Append stores the record next makes of the last one, under the lock of
-// the head row.
-func (s *Store) Append(ctx context.Context, next func(last *audit.Record) (audit.Record, error)) (audit.Record, error) {
-	var stored audit.Record
+// Add inserts r into audit.pending: in the transaction ctx carries, if any,
+// else on its own.
+func (s *Store) Add(ctx context.Context, r audit.Record) error {
+	if _, err := pgtx.QuerierFor(ctx, s.pool).Exec(ctx, `
+INSERT INTO audit.pending (id, time, principal_id, capability, code, resource_ids, revealed, request_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		r.ID, r.Time, r.PrincipalID, r.Capability, r.Code, nonNil(r.ResourceIDs), nonNil(r.Revealed), r.RequestID); err != nil {
+		return s.fail(ctx, "add an audit record", err)
+	}
+	return nil
+}
+
+// Chain moves the oldest waiting records into audit.records, under the lock
+// of the head row, in a transaction of its own.
+func (s *Store) Chain(ctx context.Context, limit int, link func(last *audit.Record, pending []audit.Record) ([]audit.Record, error)) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	var chained int
 	// Deliberately not pgtx.Run: see the package comment.
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT FROM audit.head FOR UPDATE`); err != nil {
-			return fmt.Errorf("lock the head: %w", err)
-		}
+		b := &pgx.Batch{}
+		b.Queue(`SELECT FROM audit.head FOR UPDATE`)
 		// The last record as stored, rather than the one the head names,
-		// as the memory backend does: if someone deleted it, the chain goes
-		// on from what is there.
-		var last *audit.Record
-		want := int64(1)
-		switch l, err := scanRecord(tx.QueryRow(ctx, `SELECT `+recordColumns+` FROM audit.records r ORDER BY r.sequence DESC LIMIT 1`)); {
-		case errors.Is(err, pgx.ErrNoRows):
-		case err != nil:
-			return err
-		default:
-			last, want = &l, l.Sequence+1
+		// as the memory backend does: if someone deleted it, the chain
+		// goes on from what is there.
+		b.Queue(`SELECT ` + recordColumns + ` FROM audit.records r ORDER BY r.sequence DESC LIMIT 1`)
+		b.Queue(`
+SELECT p.id, p.time, p.principal_id, p.capability, p.code, p.resource_ids, p.revealed, p.request_id
+  FROM audit.pending p ORDER BY p.time, p.id LIMIT $1`, limit)
+		br := tx.SendBatch(ctx, b)
+		var (
+			last    *audit.Record
+			pending []audit.Record
+		)
+		_, err := br.Exec()
+		if err == nil {
+			var l audit.Record
+			switch l, err = scanRecord(br.QueryRow()); {
+			case errors.Is(err, pgx.ErrNoRows):
+				err = nil
+			case err == nil:
+				last = &l
+			}
 		}
-		r, err := next(last)
+		if err == nil {
+			var rows pgx.Rows
+			if rows, err = br.Query(); err == nil {
+				pending, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (audit.Record, error) {
+					var r audit.Record
+					err := row.Scan(&r.ID, &r.Time, &r.PrincipalID, &r.Capability, &r.Code, &r.ResourceIDs, &r.Revealed, &r.RequestID)
+					return normalize(r), err
+				})
+			}
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil || len(pending) == 0 {
+			return err
+		}
+		linked, err := link(last, pending)
 		if err != nil {
 			return err
 		}
-		if r.Sequence != want {
-			return &audit.OutOfSequenceError{Got: r.Sequence, Want: want}
+		if err := audit.CheckLinked(last, pending, linked); err != nil {
+			return err
 		}
-		if _, err := tx.Exec(ctx, `
+		b = &pgx.Batch{}
+		ids := make([]string, len(linked))
+		for i, r := range linked {
+			ids[i] = r.ID
+			b.Queue(`
 INSERT INTO audit.records (id, sequence, time, principal_id, capability, code, resource_ids, revealed, request_id, prev_hash, hash)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-			r.ID, r.Sequence, r.Time, r.PrincipalID, r.Capability, r.Code,
-			nonNil(r.ResourceIDs), nonNil(r.Revealed), r.RequestID, r.PrevHash, r.Hash); err != nil {
+				r.ID, r.Sequence, r.Time, r.PrincipalID, r.Capability, r.Code,
+				nonNil(r.ResourceIDs), nonNil(r.Revealed), r.RequestID, r.PrevHash, r.Hash)
+		}
+		b.Queue(`DELETE FROM audit.pending WHERE id = ANY($1)`, ids)
+		b.Queue(`UPDATE audit.head SET last_sequence = $1`, linked[len(linked)-1].Sequence)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE audit.head SET last_sequence = $1`, r.Sequence); err != nil {
-			return err
-		}
-		stored = normalize(r.Clone())
+		chained = len(linked)
 		return nil
 	})
 	if err != nil {
-		return audit.Record{}, s.fail(ctx, "append an audit record", err)
+		var oos *audit.OutOfSequenceError
+		if errors.As(err, &oos) {
+			return 0, err
+		}
+		return 0, s.fail(ctx, "chain the audit records", err)
 	}
-	return stored, nil
+	return chained, nil
 }
 
 // Get returns the record with the id.
