@@ -1,6 +1,3 @@
-// Package plinth holds what makes Plinth's generated clients pleasant to
-// use: authentication with an API key, and idempotency keys for mutating
-// calls.
 package plinth
 
 import (
