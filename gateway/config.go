@@ -136,8 +136,29 @@ type LimitsConfig struct {
 // PostgresConfig configures the PostgreSQL pool.
 type PostgresConfig struct {
 	// URL is a PostgreSQL connection URL. It is required when any domain
-	// uses a postgres backend. This value defaults to "".
+	// uses a postgres backend. With credentials from Vault it names the
+	// server, database and options (sslmode...) but no user or password.
+	// This value defaults to "".
 	URL string `toml:"url"`
+	// Credentials is where the user and password come from: "url" (the
+	// URL, PGPASSWORD or ~/.pgpass, as pgx reads them) or "vault" (dynamic
+	// credentials from Vault's database secrets engine, renewed and
+	// replaced before they expire; Vault's address and login are the
+	// keyring's: keyring.vault_address and keyring.vault_auth). This value
+	// defaults to "url".
+	Credentials string `toml:"credentials"`
+	// VaultMount is the mount of Vault's database secrets engine. This
+	// value defaults to "database".
+	VaultMount string `toml:"vault_mount"`
+	// VaultRole is the database secrets engine's role whose credentials the
+	// gateway logs in with (<vault_mount>/creds/<vault_role>). Required with
+	// credentials from Vault. This value defaults to "".
+	VaultRole string `toml:"vault_role"`
+	// OwnerRole is the PostgreSQL role that every connection with
+	// credentials from Vault switches to (SET ROLE), so that the tables
+	// migrations create belong to it and not to a role Vault drops when its
+	// lease ends. This value defaults to "plinth_owner".
+	OwnerRole string `toml:"owner_role"`
 	// MaxConns is the most connections the pool opens. This value defaults
 	// to 10.
 	MaxConns int `toml:"max_conns"`
@@ -192,7 +213,7 @@ func DefaultConfig() Config {
 			ReadHeaderTimeout: Duration(10 * time.Second),
 			ShutdownTimeout:   Duration(30 * time.Second),
 		},
-		Postgres:    PostgresConfig{MaxConns: 10},
+		Postgres:    PostgresConfig{MaxConns: 10, Credentials: "url", VaultMount: "database", OwnerRole: "plinth_owner"},
 		Backends:    map[string]string{},
 		Tracing:     TracingConfig{Exporter: "none", SampleRatio: 1},
 		Idempotency: IdempotencyConfig{Retention: Duration(24 * time.Hour)},
@@ -359,11 +380,41 @@ func (c Config) Validate() error {
 			bad(key, "must be positive, got %s", d.Std())
 		}
 	}
+	var pgURL *url.URL
 	if c.Postgres.URL != "" {
 		if u, err := url.Parse(c.Postgres.URL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			// The URL may hold a password: never repeat it.
 			bad("postgres.url", "want a URL such as postgres://user@host:5432/db")
+		} else {
+			pgURL = u
 		}
+	}
+	switch c.Postgres.Credentials {
+	case "url":
+	case "vault":
+		if pgURL != nil {
+			q := pgURL.Query()
+			if _, hasPassword := pgURL.User.Password(); hasPassword || q.Has("password") {
+				bad("postgres.url", "holds a password, but postgres.credentials = \"vault\": Vault gives the user and password; leave both out of the URL (postgres://host:5432/db)")
+			} else if pgURL.User.Username() != "" || q.Has("user") {
+				bad("postgres.url", "names a user, but postgres.credentials = \"vault\": Vault gives the user; leave it out of the URL (postgres://host:5432/db)")
+			}
+		}
+		if c.Postgres.VaultMount == "" {
+			bad("postgres.vault_mount", "credentials from Vault need the mount of its database secrets engine, such as database")
+		}
+		if c.Postgres.VaultRole == "" {
+			bad("postgres.vault_role", "credentials from Vault need the database secrets engine's role to read (<vault_mount>/creds/<vault_role>)")
+		}
+		if c.Postgres.OwnerRole == "" {
+			bad("postgres.owner_role", "credentials from Vault need a stable role to own the tables (the roles Vault makes are dropped when their leases end), such as plinth_owner")
+		}
+		if u, err := url.Parse(c.Keyring.VaultAddress); c.Keyring.Backend != "vault" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+			// (With the vault keyring this is checked below.)
+			bad("keyring.vault_address", "postgres.credentials = \"vault\" needs Vault's URL, such as https://vault.internal:8200, got %q", c.Keyring.VaultAddress)
+		}
+	default:
+		bad("postgres.credentials", "want url or vault, got %q", c.Postgres.Credentials)
 	}
 	if c.Postgres.MaxConns < 1 || c.Postgres.MaxConns > 1000 {
 		bad("postgres.max_conns", "want 1 to 1000, got %d", c.Postgres.MaxConns)

@@ -2,15 +2,38 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
+	"sync"
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/api/auth/approle"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"plinth.dev/plinth/internal/pgcreds"
 )
+
+// vaultLogins are the process's Vault logins, one per address, method and
+// credentials, shared by whatever needs Vault (the keyring, PostgreSQL's
+// credentials): an AppRole secret id may be good for a single login, and
+// the leases of PostgreSQL credentials die with the token that made them,
+// so one login, renewed in one place, is what the gateway wants.
+var vaultLogins = struct {
+	sync.Mutex
+	m map[[sha256.Size]byte]*vaultLogin
+}{m: map[[sha256.Size]byte]*vaultLogin{}}
+
+// vaultLogin is a logged-in client and how many users it has.
+type vaultLogin struct {
+	client *vaultapi.Client
+	users  int
+	end    func() // ends the login's renewal
+}
 
 // vaultClient returns a Vault client for cfg, logged in as cfg says:
 //
@@ -20,7 +43,40 @@ import (
 //	         logs in again when it cannot, until stop is called
 //
 // Credentials come from the environment only, never from the config file.
+// Callers with the same settings share one login (see vaultLogins); it
+// ends when the last of them calls stop.
 func vaultClient(ctx context.Context, cfg KeyringConfig, log *slog.Logger) (client *vaultapi.Client, stop func(), err error) {
+	// The key covers the credentials (hashed: the map need not hold them)
+	// so that a different token or secret id gets a login of its own.
+	key := sha256.Sum256([]byte(strings.Join([]string{cfg.VaultAddress, cfg.VaultAuth,
+		os.Getenv("VAULT_TOKEN"), os.Getenv("VAULT_ROLE_ID"), os.Getenv("VAULT_SECRET_ID")}, "\x00")))
+	vaultLogins.Lock()
+	defer vaultLogins.Unlock()
+	l := vaultLogins.m[key]
+	if l == nil {
+		client, end, err := logIn(ctx, cfg, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		l = &vaultLogin{client: client, end: end}
+		vaultLogins.m[key] = l
+	}
+	l.users++
+	var once sync.Once
+	return l.client, func() {
+		once.Do(func() {
+			vaultLogins.Lock()
+			defer vaultLogins.Unlock()
+			if l.users--; l.users == 0 {
+				delete(vaultLogins.m, key)
+				l.end()
+			}
+		})
+	}, nil
+}
+
+// logIn makes a new login for vaultClient.
+func logIn(ctx context.Context, cfg KeyringConfig, log *slog.Logger) (client *vaultapi.Client, stop func(), err error) {
 	vc := vaultapi.DefaultConfig() // reads VAULT_TOKEN and the VAULT_* TLS settings
 	vc.Address = cfg.VaultAddress
 	client, err = vaultapi.NewClient(vc)
@@ -30,7 +86,7 @@ func vaultClient(ctx context.Context, cfg KeyringConfig, log *slog.Logger) (clie
 	switch cfg.VaultAuth {
 	case "", "token":
 		if client.Token() == "" {
-			return nil, nil, errors.New("the vault keyring logs in with a token: set VAULT_TOKEN (or keyring.vault_auth = \"approle\")")
+			return nil, nil, errors.New("Vault logins use a token (keyring.vault_auth = \"token\"): set VAULT_TOKEN, or use keyring.vault_auth = \"approle\"")
 		}
 		return client, func() {}, nil
 	case "approle":
@@ -107,4 +163,57 @@ func keepLoggedIn(ctx context.Context, client *vaultapi.Client, auth *approle.Ap
 			}
 		}
 	}
+}
+
+// OpenPostgres opens the PostgreSQL pool cfg.Postgres describes, without
+// connecting yet. With postgres.credentials = "vault" its connections log
+// in with dynamic credentials from Vault's database secrets engine, which
+// are renewed, and replaced (with the connections that used them) before
+// they expire; see internal/pgcreds. Vault's address and login are the
+// keyring's, and the keyring and the pool share one login. closePool
+// closes the pool, waiting for the connections in use, and then, with
+// credentials from Vault, stops renewing them and revokes them.
+func OpenPostgres(ctx context.Context, cfg Config, log *slog.Logger) (_ *pgxpool.Pool, closePool func(), _ error) {
+	pc, err := pgxpool.ParseConfig(cfg.Postgres.URL)
+	if err != nil {
+		// pgx's parse errors blank out passwords.
+		return nil, nil, fmt.Errorf("postgres.url: %w", err)
+	}
+	pc.MaxConns = int32(cfg.Postgres.MaxConns)
+	if cfg.Postgres.Credentials != "vault" {
+		pool, err := pgxpool.NewWithConfig(ctx, pc)
+		if err != nil {
+			return nil, nil, err
+		}
+		return pool, pool.Close, nil
+	}
+	client, release, err := vaultClient(ctx, cfg.Keyring, log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("credentials from Vault: %w", err)
+	}
+	src, err := pgcreds.New(ctx, client, pgcreds.Options{
+		Mount: cfg.Postgres.VaultMount,
+		Role:  cfg.Postgres.VaultRole,
+		Owner: cfg.Postgres.OwnerRole,
+		// A call holds a connection for at most the request timeout (its
+		// context then cancels the query); credentials are replaced at
+		// least that long before they expire.
+		Drain: cfg.Limits.RequestTimeout.Std(),
+		Log:   log,
+	})
+	if err != nil {
+		release()
+		return nil, nil, fmt.Errorf("credentials from Vault: %w", err)
+	}
+	pool, err := src.NewPool(ctx, pc)
+	if err != nil {
+		src.Close()
+		release()
+		return nil, nil, err
+	}
+	return pool, func() {
+		pool.Close()
+		src.Close()
+		release()
+	}, nil
 }

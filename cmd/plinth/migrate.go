@@ -34,7 +34,7 @@ type migrationTarget struct {
 
 // targets returns the schemas to migrate for cfg and a pool to the
 // configured database.
-func targets(ctx context.Context, cfg gateway.Config) ([]migrationTarget, *pgxpool.Pool, error) {
+func targets(ctx context.Context, cfg gateway.Config) (_ []migrationTarget, _ *pgxpool.Pool, closePool func(), _ error) {
 	var (
 		out      []migrationTarget
 		backends []registry.Backend
@@ -46,7 +46,7 @@ func targets(ctx context.Context, cfg gateway.Config) ([]migrationTarget, *pgxpo
 		}
 		b, err := registry.LookupBackend(d.Name, name)
 		if err != nil {
-			return nil, nil, fmt.Errorf("config: backends.%s: %w", d.Name, err)
+			return nil, nil, nil, fmt.Errorf("config: backends.%s: %w", d.Name, err)
 		}
 		backends = append(backends, b)
 		if b.Migrations != nil {
@@ -57,16 +57,19 @@ func targets(ctx context.Context, cfg gateway.Config) ([]migrationTarget, *pgxpo
 		out = append(out, migrationTarget{schema: idempotency.Schema, migrations: idempotency.Migrations})
 	}
 	if len(out) == 0 {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	if cfg.Postgres.URL == "" {
-		return nil, nil, fmt.Errorf("migrate: domains are configured for postgres but postgres.url is empty: set it in the config file or PLINTH_POSTGRES_URL")
+		return nil, nil, nil, fmt.Errorf("migrate: domains are configured for postgres but postgres.url is empty: set it in the config file or PLINTH_POSTGRES_URL")
 	}
-	pool, err := pgxpool.New(ctx, cfg.Postgres.URL)
+	// As the gateway connects: with credentials from Vault if so
+	// configured, acting as the owner role, so that what migrations create
+	// belongs to it.
+	pool, closePool, err := gateway.OpenPostgres(ctx, cfg, newLogger(cfg.Log, os.Stderr))
 	if err != nil {
-		return nil, nil, fmt.Errorf("migrate: postgres.url: %w", err)
+		return nil, nil, nil, fmt.Errorf("migrate: %w", err)
 	}
-	return out, pool, nil
+	return out, pool, closePool, nil
 }
 
 func (c *migrateUpCmd) Run() error {
@@ -76,7 +79,7 @@ func (c *migrateUpCmd) Run() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	ts, pool, err := targets(ctx, cfg)
+	ts, pool, closePool, err := targets(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -84,7 +87,7 @@ func (c *migrateUpCmd) Run() error {
 		fmt.Println("Nothing is configured to live in PostgreSQL; nothing to do.")
 		return nil
 	}
-	defer pool.Close()
+	defer closePool()
 	log := newLogger(cfg.Log, os.Stderr)
 	for _, t := range ts {
 		applied, err := migrate.Up(ctx, pool, t.schema, t.migrations, log)
@@ -103,7 +106,7 @@ func (c *migrateStatusCmd) Run() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ts, pool, err := targets(ctx, cfg)
+	ts, pool, closePool, err := targets(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -111,7 +114,7 @@ func (c *migrateStatusCmd) Run() error {
 		fmt.Println("Nothing is configured to live in PostgreSQL.")
 		return nil
 	}
-	defer pool.Close()
+	defer closePool()
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "SCHEMA\tVERSION\tMIGRATION\tAPPLIED")
 	for _, t := range ts {

@@ -8,7 +8,9 @@
 //     URL's user must be allowed to CREATE DATABASE);
 //   - otherwise a throwaway server that pgtest starts from the installed
 //     PostgreSQL binaries on first use, in a temporary directory, and stops
-//     and deletes when the binary's TestMain calls Main.
+//     and deletes when the binary's TestMain calls Main. Its superuser,
+//     postgres, logs in without a password; any other role a test creates
+//     must give its password (scram-sha-256).
 //
 // A package that uses NewDatabase must have
 //
@@ -243,6 +245,19 @@ max_connections = 200
 `, dir)
 	if err := appendFile(filepath.Join(data, "postgresql.conf"), conf); err != nil {
 		return nil, err
+	}
+	// The superuser logs in without a password, as every URL NewDatabase
+	// returns expects; any other role must give its password over TCP, as
+	// in production, so that a test of credentials (Vault's dynamic roles,
+	// say) fails on a wrong or expired one.
+	hba := `local all all                  trust
+host  all postgres 127.0.0.1/32 trust
+host  all postgres ::1/128      trust
+host  all all      127.0.0.1/32 scram-sha-256
+host  all all      ::1/128      scram-sha-256
+`
+	if err := os.WriteFile(filepath.Join(data, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+		return nil, fmt.Errorf("pg_hba.conf: %w", err)
 	}
 
 	var lastErr error

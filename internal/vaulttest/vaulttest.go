@@ -6,8 +6,10 @@
 // token, and with HOME and every VAULT_ environment variable of its own, so
 // that neither the developer's Vault settings nor their token file take part.
 // A test keeps out of the other tests' way by enabling the engines it needs
-// at mounts of its own (EnableTransit, EnableKV). NewServer starts a server
-// that only one test uses, for tests that Stop and Restart it.
+// at mounts of its own (EnableTransit, EnableKV, and EnablePostgres, which
+// also prepares a PostgreSQL database for Vault's database secrets engine).
+// NewServer starts a server that only one test uses, for tests that Stop
+// and Restart it.
 //
 // The binary is the one named by PLINTH_TEST_VAULT_BIN, or else
 // .cache/vault/vault in the repository, where `scripts/vault.sh build`
