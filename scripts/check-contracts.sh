@@ -23,8 +23,9 @@ fi
 
 echo "contracts: generated code is up to date" >&2
 bash scripts/generate.sh
-if ! git diff --quiet -- sdk/go/gen third_party || [[ -n $(git ls-files --others --exclude-standard -- sdk/go/gen third_party) ]]; then
-  git status --short -- sdk/go/gen third_party >&2
+generated=(sdk/go/gen sdk/ts/src/gen third_party gateway/catalog/contracts.binpb)
+if ! git diff --quiet -- "${generated[@]}" || [[ -n $(git ls-files --others --exclude-standard -- "${generated[@]}") ]]; then
+  git status --short -- "${generated[@]}" >&2
   echo "contracts: generated code is stale: run scripts/generate.sh and commit the result" >&2
   exit 1
 fi

@@ -15,3 +15,11 @@ mkdir -p third_party/protovalidate/buf/validate
 install -m 0644 "$dir/proto/protovalidate/buf/validate/validate.proto" third_party/protovalidate/buf/validate/validate.proto
 
 .bin/buf generate
+
+# The contracts with their comments, for the catalog page (gateway/catalog):
+# the descriptors compiled into Go carry none.
+.bin/buf build proto --exclude-imports --as-file-descriptor-set -o gateway/catalog/contracts.binpb
+
+# The TypeScript SDK's code, with the protoc-gen-es that sdk/ts/package-lock.json pins.
+bash scripts/install-ts-deps.sh
+.bin/buf generate --template buf.gen.ts.yaml
