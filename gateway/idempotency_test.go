@@ -70,6 +70,9 @@ func TestIdempotencyKeys(t *testing.T) {
 		if !strings.Contains(ce.Message(), "different request") {
 			t.Errorf("message %q should say the key was used for a different request", ce.Message())
 		}
+		if info := errorInfo(t, ce); info.GetReason() != idempotency.ReasonKeyReused || info.GetDomain() != "plinth.dev" {
+			t.Errorf("ErrorInfo = %v, want reason %s in domain plinth.dev", info, idempotency.ReasonKeyReused)
+		}
 	})
 
 	t.Run("a refusal is replayed even once the request would succeed", func(t *testing.T) {

@@ -57,6 +57,17 @@ func (e *NotEditableError) Error() string {
 // Kind returns domainerr.KindFailedPrecondition.
 func (e *NotEditableError) Kind() domainerr.Kind { return domainerr.KindFailedPrecondition }
 
+// Reason returns "CUSTOMER_NOT_EDITABLE".
+func (e *NotEditableError) Reason() string { return "CUSTOMER_NOT_EDITABLE" }
+
+// Metadata names the customer and its state.
+func (e *NotEditableError) Metadata() map[string]string {
+	return map[string]string{
+		"customer_id": e.CustomerID,
+		"state":       "CUSTOMER_STATE_" + strings.ToUpper(e.State.String()),
+	}
+}
+
 // EmailTakenError refuses a sign-up or email change whose email (compared
 // regardless of case) belongs to another customer. It does not repeat the
 // email: messages end up in logs.
@@ -82,5 +93,6 @@ var (
 	_ domainerr.Error    = (*TransitionError)(nil)
 	_ domainerr.Detailed = (*TransitionError)(nil)
 	_ domainerr.Error    = (*NotEditableError)(nil)
+	_ domainerr.Detailed = (*NotEditableError)(nil)
 	_ domainerr.Error    = (*EmailTakenError)(nil)
 )

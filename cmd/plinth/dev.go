@@ -51,7 +51,8 @@ Sign up a customer:
 
 (Run it twice: the same Idempotency-Key gets the same answer, and Ada signs up once.)
 
-List every capability:  buf curl --protocol connect --http2-prior-knowledge --list-methods %[1]s
+Every capability, its contract and a curl example for each:  %[1]s/catalog
+Or from a terminal:  buf curl --protocol connect --http2-prior-knowledge --list-methods %[1]s
 Health: %[1]s/healthz  Readiness: %[1]s/readyz  Metrics: %[1]s/metrics
 Stop with Ctrl-C.
 

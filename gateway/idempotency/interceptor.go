@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -143,8 +144,7 @@ func (i *interceptor) try(ctx context.Context, req connect.AnyRequest, next conn
 		return nil, err, false
 	case record != nil:
 		if record.RequestHash != claim.RequestHash {
-			return nil, connect.NewError(connect.CodeFailedPrecondition,
-				errors.New("this Idempotency-Key was used for a different request; use a new key for a new request")), false
+			return nil, keyReusedError(), false
 		}
 		res, err := replay(req, record)
 		return res, err, false
@@ -215,6 +215,21 @@ func (i *interceptor) enlist(attempt Attempt, req connect.AnyRequest, res connec
 		committed = func() {}
 	}
 	return committed, nil
+}
+
+// ReasonKeyReused is the ErrorInfo reason of a key sent again with another
+// request.
+const ReasonKeyReused = "IDEMPOTENCY_KEY_REUSED"
+
+// keyReusedError refuses a key that was used for another request, with a
+// reason a program can test rather than a message to parse.
+func keyReusedError() *connect.Error {
+	ce := connect.NewError(connect.CodeFailedPrecondition,
+		errors.New("this Idempotency-Key was used for a different request; use a new key for a new request"))
+	if d, err := connect.NewErrorDetail(&errdetails.ErrorInfo{Reason: ReasonKeyReused, Domain: "plinth.dev"}); err == nil {
+		ce.AddDetail(d)
+	}
+	return ce
 }
 
 // classes names the keyring class of each sensitivity class.

@@ -24,6 +24,14 @@ const (
 	// the one asked for (failed_precondition). Metadata: customer_id,
 	// from, to.
 	ReasonIllegalTransition = "ILLEGAL_TRANSITION"
+	// ReasonCustomerNotEditable: the profile or email of a rejected or
+	// closed customer cannot change (failed_precondition). Metadata:
+	// customer_id, state.
+	ReasonCustomerNotEditable = "CUSTOMER_NOT_EDITABLE"
+	// ReasonIdempotencyKeyReused: an Idempotency-Key was sent again with
+	// a different request (failed_precondition); use a new key for a new
+	// request. No metadata.
+	ReasonIdempotencyKeyReused = "IDEMPOTENCY_KEY_REUSED"
 	// ReasonEmailTaken: another customer has the email, compared
 	// regardless of case (already_exists). No metadata.
 	ReasonEmailTaken = "EMAIL_TAKEN"

@@ -15,6 +15,9 @@ export const ErrorReason = {
   // customers
   IllegalTransition: "ILLEGAL_TRANSITION",
   EmailTaken: "EMAIL_TAKEN",
+  CustomerNotEditable: "CUSTOMER_NOT_EDITABLE",
+  // every domain: an Idempotency-Key sent again with another request
+  IdempotencyKeyReused: "IDEMPOTENCY_KEY_REUSED",
   // access
   PrincipalNameTaken: "PRINCIPAL_NAME_TAKEN",
   UnknownRole: "UNKNOWN_ROLE",
