@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -52,6 +53,52 @@ type Config struct {
 
 	// Tracing configures OpenTelemetry traces, off by default.
 	Tracing TracingConfig `toml:"tracing"`
+
+	// RateLimits bound the calls of each principal, per class of
+	// capability: off by default.
+	RateLimits RateLimitsConfig `toml:"rate_limits"`
+}
+
+// RateLimitsConfig bounds the rate of each principal's calls, with a token
+// bucket per principal and class: "read" (capabilities whose contract does
+// not say mutates) and "write" (those that change state). A call over its
+// bucket is refused with ResourceExhausted and told when to retry. For
+// example:
+//
+//	[rate_limits]
+//	read = { rate = 200, burst = 400 }
+//	write = { rate = 50, burst = 100 }
+//
+//	[rate_limits.principals.payroll-batch]
+//	write = { rate = 500, burst = 1000 }
+type RateLimitsConfig struct {
+	// Read limits each principal's calls of capabilities that only read.
+	// This value defaults to no limit (rate 0).
+	Read RateLimit `toml:"read"`
+	// Write limits each principal's calls of capabilities that change
+	// state. This value defaults to no limit (rate 0).
+	Write RateLimit `toml:"write"`
+	// Principals overrides Read and Write for principals by name; a class
+	// an override leaves out keeps the limit above. Set in the file only.
+	Principals map[string]PrincipalRateLimits `toml:"principals"`
+}
+
+// RateLimit is a token bucket: Rate calls a second on average, and up to
+// Burst at once after a quiet spell.
+type RateLimit struct {
+	// Rate is the sustained calls per second each principal may make; 0
+	// means no limit. This value defaults to 0.
+	Rate float64 `toml:"rate"`
+	// Burst is how many calls a principal may make at once; at least 1
+	// when Rate is set. This value defaults to 0.
+	Burst int `toml:"burst"`
+}
+
+// PrincipalRateLimits are one principal's own limits; nil keeps the
+// class's.
+type PrincipalRateLimits struct {
+	Read  *RateLimit `toml:"read"`
+	Write *RateLimit `toml:"write"`
 }
 
 // AuthConfig configures authorization. Callers authenticate with API keys
@@ -131,6 +178,15 @@ type LimitsConfig struct {
 	// ShutdownTimeout is how long a graceful shutdown waits for in-flight
 	// calls before closing their connections. This value defaults to 30s.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	// MaxInFlight bounds the capability calls the gateway runs at once; a
+	// call over it waits up to QueueTimeout for one to end, and is then
+	// refused with Unavailable and a retry hint (load shedding). 0 means no
+	// bound. This value defaults to 256.
+	MaxInFlight int `toml:"max_in_flight"`
+	// QueueTimeout is how long a call over MaxInFlight may wait for a
+	// call to end before it is shed; 0 sheds at once. This value defaults
+	// to 100ms.
+	QueueTimeout Duration `toml:"queue_timeout"`
 }
 
 // PostgresConfig configures the PostgreSQL pool.
@@ -212,6 +268,8 @@ func DefaultConfig() Config {
 			RequestTimeout:    Duration(30 * time.Second),
 			ReadHeaderTimeout: Duration(10 * time.Second),
 			ShutdownTimeout:   Duration(30 * time.Second),
+			MaxInFlight:       256,
+			QueueTimeout:      Duration(100 * time.Millisecond),
 		},
 		Postgres:    PostgresConfig{MaxConns: 10, Credentials: "url", VaultMount: "database", OwnerRole: "plinth_owner"},
 		Backends:    map[string]string{},
@@ -378,6 +436,35 @@ func (c Config) Validate() error {
 	} {
 		if d <= 0 {
 			bad(key, "must be positive, got %s", d.Std())
+		}
+	}
+	if c.Limits.MaxInFlight < 0 || c.Limits.MaxInFlight > 1_000_000 {
+		bad("limits.max_in_flight", "want 0 (no bound) to 1000000, got %d", c.Limits.MaxInFlight)
+	}
+	if c.Limits.QueueTimeout < 0 || c.Limits.QueueTimeout > c.Limits.RequestTimeout {
+		bad("limits.queue_timeout", "want 0 (shed at once) up to limits.request_timeout (%s), got %s", c.Limits.RequestTimeout.Std(), c.Limits.QueueTimeout.Std())
+	}
+	checkRateLimit := func(key string, r RateLimit) {
+		switch {
+		case r.Rate < 0 || math.IsNaN(r.Rate) || math.IsInf(r.Rate, 0):
+			bad(key+".rate", "want calls per second, 0 for no limit, got %g", r.Rate)
+		case r.Burst < 0:
+			bad(key+".burst", "want 1 or more, got %d", r.Burst)
+		case r.Rate > 0 && r.Burst < 1:
+			bad(key+".burst", "a rate of %g calls per second needs a burst of at least 1 (twice the rate is a good start)", r.Rate)
+		}
+	}
+	checkRateLimit("rate_limits.read", c.RateLimits.Read)
+	checkRateLimit("rate_limits.write", c.RateLimits.Write)
+	for name, p := range c.RateLimits.Principals {
+		if p.Read == nil && p.Write == nil {
+			bad("rate_limits.principals."+name, "sets neither read nor write")
+		}
+		if p.Read != nil {
+			checkRateLimit("rate_limits.principals."+name+".read", *p.Read)
+		}
+		if p.Write != nil {
+			checkRateLimit("rate_limits.principals."+name+".write", *p.Write)
 		}
 	}
 	var pgURL *url.URL

@@ -2,22 +2,29 @@ package gateway
 
 // The interceptors around every capability call, outermost first:
 //
-//	tracing (otelconnect)          only when configured
-//	 observe                       access log and metrics, one line per call
-//	  audit                        one record per call in the hash chain
-//	  recover                      a panic becomes Internal
-//	   authenticate, authorize     API key → principal; scope → PermissionDenied
-//	    mask                       sensitive answers the caller may not reveal
-//	     validate                  protovalidate → InvalidArgument
-//	      idempotency              mutating calls: key required; replay or run
-//	       map errors              domain errors → Connect codes (errors.go)
-//	        capability             the domain Service's method
+//	tracing (otelconnect)              only when configured
+//	 observe                           access log and metrics, one line per call
+//	  shed                             over limits.max_in_flight → Unavailable
+//	   audit                           one record per call in the hash chain
+//	   recover                         a panic becomes Internal
+//	    authenticate, authorize        API key → principal; scope → PermissionDenied
+//	     rate limit                    principal over its rate → ResourceExhausted
+//	      mask                         sensitive answers the caller may not reveal
+//	       validate                    protovalidate → InvalidArgument
+//	        idempotency                mutating calls: key required; replay or run
+//	         map errors                domain errors → Connect codes (errors.go)
+//	          capability               the domain Service's method
 //
 // Observe is outside recover so that a panic is logged and counted like any
-// other Internal error. Nothing runs for a caller before it is
-// authenticated and authorized. Masking is outside idempotency, so a
-// replayed answer is masked like the first. Validation comes before
-// idempotency so that a malformed request never claims a key. Errors are mapped innermost so that
+// other Internal error. Shedding is outside the audit and authentication,
+// so that refusing a call the gateway has no room for costs next to nothing
+// (no key lookup, no audit write); it is still logged and counted. Nothing
+// runs for a caller before it is authenticated and authorized. The rate
+// limit needs the principal, and comes before validation and idempotency,
+// so that a refused call claims no key and reaches no backend
+// (ratelimit.go). Masking is outside idempotency, so a replayed answer is
+// masked like the first. Validation comes before idempotency so that a
+// malformed request never claims a key. Errors are mapped innermost so that
 // idempotency records exactly the answer the caller gets. Request ids, body
 // limits and timeouts are plain HTTP middleware (server.go), so they hold
 // for every path, not only capabilities.

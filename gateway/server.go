@@ -38,6 +38,7 @@ import (
 	"plinth.dev/plinth/gateway/idempotency"
 	"plinth.dev/plinth/internal/keyring"
 	"plinth.dev/plinth/internal/migrate"
+	"plinth.dev/plinth/internal/pagetoken"
 	"plinth.dev/plinth/internal/seal"
 	"plinth.dev/plinth/sdk/go/gen/plinth/access/v1/accessv1connect"
 )
@@ -52,6 +53,7 @@ type Server struct {
 	pool         *pgxpool.Pool
 	closePool    func() // closes pool, and ends its credentials from Vault
 	sealer       *seal.Sealer
+	env          registry.Env
 	stopVault    func() // ends the keyring's Vault login renewal
 	idempotency  idempotency.Store
 	roles        *roles
@@ -117,7 +119,28 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		return nil, fmt.Errorf("contracts: %w", err)
 	}
 
-	env := registry.Env{Logger: log, Postgres: s.postgresPool, Sealer: s.openSealer}
+	// Page tokens are signed with a key that every gateway of the
+	// deployment shares and that survives restarts: derived from the
+	// keyring, on first use (a gateway starts while Vault is down). Without
+	// a keyring (plinth dev: every backend in memory) the key is random per
+	// process, which loses nothing: memory data does not survive a restart
+	// either.
+	pageTokens := pagetoken.NewEphemeralCodec()
+	if cfg.Keyring.Backend != "" {
+		sealer, err := s.openSealer(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("page tokens: %w", err)
+		}
+		pageTokens = pagetoken.DeriveCodec(sealer)
+	} else {
+		for domain, backend := range cfg.Backends {
+			if backend != "" && backend != "memory" {
+				log.Warn("no keyring: page tokens are good on this gateway until it stops, not on others (set keyring.backend)", "domain", domain, "backend", backend)
+			}
+		}
+	}
+	s.env = registry.Env{Logger: log, Postgres: s.postgresPool, Sealer: s.openSealer, PageTokens: pageTokens}
+	env := s.env
 	for _, d := range domains {
 		name := cfg.Backends[d.Name]
 		if name == "" {
@@ -154,7 +177,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 			if !ok {
 				return nil, fmt.Errorf("backend %s: opened a %T, not an access.Store", d.backend.ID(), d.store)
 			}
-			s.access = access.NewService(store, access.WithRoleCheck(s.roles.exists))
+			s.access = access.NewService(store, access.WithRoleCheck(s.roles.exists), access.WithPageTokens(env.PageTokens))
 		}
 	}
 	if s.access == nil {
@@ -166,7 +189,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 			if !ok {
 				return nil, fmt.Errorf("backend %s: opened a %T, not an audit.Store", d.backend.ID(), d.store)
 			}
-			s.audit = audit.NewService(store)
+			s.audit = audit.NewService(store, audit.WithPageTokens(env.PageTokens))
 			// A record can commit with its call's effect only if the
 			// audit lives in the database of the effect's transaction.
 			s.auditWithEffects = d.backend.Migrations != nil && s.pool != nil && s.idempotencyKind == "postgres"
@@ -356,7 +379,9 @@ func (s *Server) buildHandler(tracing connect.Interceptor) (http.Handler, error)
 	m := newMetrics()
 	mask := &masker{roles: s.roles}
 	auditor := &auditor{audit: s.audit, masker: mask, metrics: m, log: s.log}
-	outer = append(outer, &observer{log: s.log, metrics: m}, auditor)
+	// Load shedding sits inside the observer and outside the auditor: a
+	// shed call is logged and counted, not audited (ratelimit.go).
+	outer = append(outer, &observer{log: s.log, metrics: m}, newShedder(s.cfg.Limits, m, s.log), auditor)
 	var enlist func(context.Context, connect.AnyRequest, connect.AnyResponse, error) (func(), error)
 	if s.auditWithEffects {
 		enlist = auditor.enlist
@@ -375,6 +400,7 @@ func (s *Server) buildHandler(tracing connect.Interceptor) (http.Handler, error)
 		connect.WithRecover(recoverPanic(s.log)),
 		connect.WithInterceptors(
 			&authenticator{access: s.access, roles: s.roles, scopes: scopes},
+			newRateLimiter(s.cfg.RateLimits, mutating, m),
 			mask,
 			&validator{v: validate, log: s.log},
 			idempotency.NewInterceptor(s.idempotency, idempotency.Options{
@@ -398,6 +424,7 @@ func (s *Server) buildHandler(tracing connect.Interceptor) (http.Handler, error)
 
 	mux := http.NewServeMux()
 	services := make([]string, 0, len(s.domains))
+	rest := &restRoutes{} // rest.go: the same handlers on their REST paths
 	for _, d := range s.domains {
 		var (
 			path string
@@ -406,11 +433,15 @@ func (s *Server) buildHandler(tracing connect.Interceptor) (http.Handler, error)
 		)
 		if d.domain.Name == accessDomain {
 			path, h = accessv1connect.NewAccessServiceHandler(s.access, opts...)
-		} else if path, h, err = d.domain.Mount(d.store, opts...); err != nil {
+		} else if path, h, err = d.domain.Mount(d.store, s.env, opts...); err != nil {
 			return nil, fmt.Errorf("domain %s: %w", d.domain.Name, err)
 		}
 		mux.Handle(path, h)
+		rest.add(path, h)
 		services = append(services, string(d.domain.Service.FullName()))
+	}
+	if err := rest.mount(mux, s.capabilities, s.log, m); err != nil {
+		return nil, err
 	}
 
 	mux.Handle(grpchealth.NewHandler(&healthChecker{server: s}))
@@ -428,7 +459,8 @@ func (s *Server) buildHandler(tracing connect.Interceptor) (http.Handler, error)
 	entries := make([]catalog.Entry, 0, len(s.capabilities))
 	for _, c := range s.capabilities {
 		entries = append(entries, catalog.Entry{Procedure: c.Procedure, Domain: c.Domain, Method: c.Method,
-			Owner: c.Owner, Scope: c.Scope, Mutates: c.Mutates, Stability: c.Stability, Summary: c.Summary})
+			Owner: c.Owner, Scope: c.Scope, Mutates: c.Mutates, Stability: c.Stability, Summary: c.Summary,
+			Routes: rest.catalogRoutes(c.Procedure)})
 	}
 	mux.Handle("GET /catalog", catalog.New(entries))
 	mux.Handle("GET /{$}", http.RedirectHandler("/catalog", http.StatusFound))
@@ -449,6 +481,12 @@ func (s *Server) withLimits(next http.Handler) http.Handler {
 			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Limits.RequestTimeout.Std())
 			defer cancel()
 			r = r.WithContext(ctx)
+			// The context does not interrupt a read of the body: without a
+			// read deadline, a client that trickles its body holds the call
+			// and its connection for as long as it likes (e2e
+			// TestFaultClients/trickled-body). A moment after the timeout,
+			// so that a call that ran out of time says so.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.Limits.RequestTimeout.Std() + time.Second))
 		}
 		// Connect refuses an oversized message with ResourceExhausted before
 		// this trips; the reader guards every other path, and compressed

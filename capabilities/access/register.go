@@ -15,8 +15,8 @@ func init() {
 		Name:           "access",
 		Service:        accessv1.File_plinth_access_v1_access_proto.Services().ByName("AccessService"),
 		DefaultBackend: "memory",
-		Mount: registry.MountFunc(func(store Store, opts ...connect.HandlerOption) (string, http.Handler) {
-			return accessv1connect.NewAccessServiceHandler(NewService(store), opts...)
+		Mount: registry.MountFunc(func(store Store, env registry.Env, opts ...connect.HandlerOption) (string, http.Handler) {
+			return accessv1connect.NewAccessServiceHandler(NewService(store, WithPageTokens(env.PageTokens)), opts...)
 		}),
 	})
 }

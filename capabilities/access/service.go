@@ -25,6 +25,7 @@ type Service struct {
 	store      Store
 	now        func() time.Time
 	roleExists func(role string) bool
+	tokens     *pagetoken.Codec
 }
 
 var _ accessv1connect.AccessServiceHandler = (*Service)(nil)
@@ -53,9 +54,22 @@ func WithRoleCheck(exists func(role string) bool) Option {
 	return optionFunc(func(s *Service) { s.roleExists = exists })
 }
 
+// WithPageTokens makes the Service sign and check its page tokens with
+// tokens: the gateway passes the deployment's Codec, so that a token from
+// one gateway is good on every other and after a restart. It defaults to a
+// Codec with a random key of the Service's own (tokens good for this
+// Service only); a nil tokens keeps the default.
+func WithPageTokens(tokens *pagetoken.Codec) Option {
+	return optionFunc(func(s *Service) {
+		if tokens != nil {
+			s.tokens = tokens
+		}
+	})
+}
+
 // NewService returns the access capabilities over store.
 func NewService(store Store, opts ...Option) *Service {
-	s := &Service{store: store, now: time.Now}
+	s := &Service{store: store, now: time.Now, tokens: pagetoken.NewEphemeralCodec()}
 	for _, o := range opts {
 		o.apply(s)
 	}
@@ -96,8 +110,8 @@ func (s *Service) GetPrincipal(ctx context.Context, req *connect.Request[accessv
 
 // ListPrincipals returns a page of principals ordered by id.
 func (s *Service) ListPrincipals(ctx context.Context, req *connect.Request[accessv1.ListPrincipalsRequest]) (*connect.Response[accessv1.ListPrincipalsResponse], error) {
-	const filter = "principals"
-	after, err := pagetoken.Decode("page_token", filter, req.Msg.GetPageToken())
+	const filter = "ListPrincipals"
+	after, err := s.tokens.Decode(ctx, "page_token", filter, req.Msg.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +124,9 @@ func (s *Service) ListPrincipals(ctx context.Context, req *connect.Request[acces
 	res := &accessv1.ListPrincipalsResponse{}
 	if len(found) > size {
 		found = found[:size]
-		res.NextPageToken = pagetoken.Encode(filter, found[size-1].ID)
+		if res.NextPageToken, err = s.tokens.Encode(ctx, filter, found[size-1].ID); err != nil {
+			return nil, err
+		}
 	}
 	res.Principals = make([]*accessv1.Principal, len(found))
 	for i, p := range found {
@@ -230,8 +246,8 @@ func (s *Service) RevokeApiKey(ctx context.Context, req *connect.Request[accessv
 // ListApiKeys returns a page of a principal's keys ordered by id.
 func (s *Service) ListApiKeys(ctx context.Context, req *connect.Request[accessv1.ListApiKeysRequest]) (*connect.Response[accessv1.ListApiKeysResponse], error) {
 	principalID := req.Msg.GetPrincipalId()
-	filter := "principal=" + principalID
-	after, err := pagetoken.Decode("page_token", filter, req.Msg.GetPageToken())
+	filter := "ListApiKeys principal=" + principalID
+	after, err := s.tokens.Decode(ctx, "page_token", filter, req.Msg.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +260,9 @@ func (s *Service) ListApiKeys(ctx context.Context, req *connect.Request[accessv1
 	res := &accessv1.ListApiKeysResponse{}
 	if len(found) > size {
 		found = found[:size]
-		res.NextPageToken = pagetoken.Encode(filter, found[size-1].ID)
+		if res.NextPageToken, err = s.tokens.Encode(ctx, filter, found[size-1].ID); err != nil {
+			return nil, err
+		}
 	}
 	res.ApiKeys = make([]*accessv1.ApiKey, len(found))
 	for i, k := range found {

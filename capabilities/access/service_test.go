@@ -114,7 +114,7 @@ func TestRegistered(t *testing.T) {
 		if d.DefaultBackend != "memory" || d.Service.FullName() != "plinth.access.v1.AccessService" {
 			t.Errorf("domain access: default backend %q, service %s", d.DefaultBackend, d.Service.FullName())
 		}
-		path, h, err := d.Mount(memory.New())
+		path, h, err := d.Mount(memory.New(), registry.Env{})
 		if err != nil || h == nil || path != "/plinth.access.v1.AccessService/" {
 			t.Errorf("Mount = %q, %v, %v", path, h, err)
 		}

@@ -15,8 +15,8 @@ func init() {
 		Name:           "audit",
 		Service:        auditv1.File_plinth_audit_v1_audit_proto.Services().ByName("AuditService"),
 		DefaultBackend: "memory",
-		Mount: registry.MountFunc(func(store Store, opts ...connect.HandlerOption) (string, http.Handler) {
-			return auditv1connect.NewAuditServiceHandler(NewService(store), opts...)
+		Mount: registry.MountFunc(func(store Store, env registry.Env, opts ...connect.HandlerOption) (string, http.Handler) {
+			return auditv1connect.NewAuditServiceHandler(NewService(store, WithPageTokens(env.PageTokens)), opts...)
 		}),
 	})
 }

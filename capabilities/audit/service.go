@@ -19,8 +19,9 @@ import (
 // Service appends to the chain (Append, for the gateway) and implements the
 // audit capabilities over a Store.
 type Service struct {
-	store Store
-	now   func() time.Time
+	store  Store
+	now    func() time.Time
+	tokens *pagetoken.Codec
 }
 
 var _ auditv1connect.AuditServiceHandler = (*Service)(nil)
@@ -38,9 +39,22 @@ func WithClock(now func() time.Time) Option {
 	return optionFunc(func(s *Service) { s.now = now })
 }
 
+// WithPageTokens makes the Service sign and check its page tokens with
+// tokens: the gateway passes the deployment's Codec, so that a token from
+// one gateway is good on every other and after a restart. It defaults to a
+// Codec with a random key of the Service's own (tokens good for this
+// Service only); a nil tokens keeps the default.
+func WithPageTokens(tokens *pagetoken.Codec) Option {
+	return optionFunc(func(s *Service) {
+		if tokens != nil {
+			s.tokens = tokens
+		}
+	})
+}
+
 // NewService returns the audit capabilities over store.
 func NewService(store Store, opts ...Option) *Service {
-	s := &Service{store: store, now: time.Now}
+	s := &Service{store: store, now: time.Now, tokens: pagetoken.NewEphemeralCodec()}
 	for _, o := range opts {
 		o.apply(s)
 	}
@@ -187,7 +201,7 @@ func (s *Service) ListAuditRecords(ctx context.Context, req *connect.Request[aud
 	m := req.Msg
 	q := Query{PrincipalID: m.PrincipalId, Capability: m.Capability}
 	filter := listFilter(q)
-	after, err := pagetoken.Decode("page_token", filter, m.GetPageToken())
+	after, err := s.tokens.Decode(ctx, "page_token", filter, m.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +222,9 @@ func (s *Service) ListAuditRecords(ctx context.Context, req *connect.Request[aud
 	res := &auditv1.ListAuditRecordsResponse{}
 	if len(found) > size {
 		found = found[:size]
-		res.NextPageToken = pagetoken.Encode(filter, strconv.FormatInt(found[size-1].Sequence, 10))
+		if res.NextPageToken, err = s.tokens.Encode(ctx, filter, strconv.FormatInt(found[size-1].Sequence, 10)); err != nil {
+			return nil, err
+		}
 	}
 	res.AuditRecords = make([]*auditv1.AuditRecord, len(found))
 	for i, r := range found {
@@ -220,7 +236,7 @@ func (s *Service) ListAuditRecords(ctx context.Context, req *connect.Request[aud
 // listFilter names the filters of q for its page tokens, telling an absent
 // filter from an empty one.
 func listFilter(q Query) string {
-	f := "audit"
+	f := "ListAuditRecords"
 	if q.PrincipalID != nil {
 		f += "\x00principal=" + *q.PrincipalID
 	}

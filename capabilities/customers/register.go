@@ -15,8 +15,8 @@ func init() {
 		Name:           "customers",
 		Service:        customersv1.File_plinth_customers_v1_customers_proto.Services().ByName("CustomerService"),
 		DefaultBackend: "memory",
-		Mount: registry.MountFunc(func(store Store, opts ...connect.HandlerOption) (string, http.Handler) {
-			return customersv1connect.NewCustomerServiceHandler(NewService(store), opts...)
+		Mount: registry.MountFunc(func(store Store, env registry.Env, opts ...connect.HandlerOption) (string, http.Handler) {
+			return customersv1connect.NewCustomerServiceHandler(NewService(store, WithPageTokens(env.PageTokens)), opts...)
 		}),
 	})
 }

@@ -31,6 +31,7 @@ type Service struct {
 	store    Store
 	emailKey func(ctx context.Context, email string) (string, error)
 	now      func() time.Time
+	tokens   *pagetoken.Codec
 }
 
 // EmailKeyer is implemented by stores that derive EmailKey themselves: a
@@ -65,9 +66,22 @@ func WithEmailIndex(key func(ctx context.Context, email string) (string, error))
 	return optionFunc(func(s *Service) { s.emailKey = key })
 }
 
+// WithPageTokens makes the Service sign and check its page tokens with
+// tokens: the gateway passes the deployment's Codec, so that a token from
+// one gateway is good on every other and after a restart. It defaults to a
+// Codec with a random key of the Service's own (tokens good for this
+// Service only); a nil tokens keeps the default.
+func WithPageTokens(tokens *pagetoken.Codec) Option {
+	return optionFunc(func(s *Service) {
+		if tokens != nil {
+			s.tokens = tokens
+		}
+	})
+}
+
 // NewService returns the customers capabilities over store.
 func NewService(store Store, opts ...Option) *Service {
-	s := &Service{store: store, now: time.Now,
+	s := &Service{store: store, now: time.Now, tokens: pagetoken.NewEphemeralCodec(),
 		emailKey: func(_ context.Context, email string) (string, error) { return CaseInsensitiveEmailKey(email), nil }}
 	if k, ok := store.(EmailKeyer); ok {
 		s.emailKey = k.EmailKey
@@ -139,8 +153,8 @@ func (s *Service) GetCustomer(ctx context.Context, req *connect.Request[customer
 func (s *Service) ListCustomers(ctx context.Context, req *connect.Request[customersv1.ListCustomersRequest]) (*connect.Response[customersv1.ListCustomersResponse], error) {
 	m := req.Msg
 	state := stateFromProto(m.GetState())
-	filter := "state=" + state.String()
-	after, err := pagetoken.Decode("page_token", filter, m.GetPageToken())
+	filter := "ListCustomers state=" + state.String()
+	after, err := s.tokens.Decode(ctx, "page_token", filter, m.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +167,9 @@ func (s *Service) ListCustomers(ctx context.Context, req *connect.Request[custom
 	res := &customersv1.ListCustomersResponse{}
 	if len(found) > size {
 		found = found[:size]
-		res.NextPageToken = pagetoken.Encode(filter, found[size-1].ID)
+		if res.NextPageToken, err = s.tokens.Encode(ctx, filter, found[size-1].ID); err != nil {
+			return nil, err
+		}
 	}
 	res.Customers = make([]*customersv1.Customer, len(found))
 	for i, c := range found {

@@ -15,8 +15,8 @@ func init() {
 		Name:           "ledger",
 		Service:        ledgerv1.File_plinth_ledger_v1_ledger_proto.Services().ByName("LedgerService"),
 		DefaultBackend: "memory",
-		Mount: registry.MountFunc(func(store Store, opts ...connect.HandlerOption) (string, http.Handler) {
-			return ledgerv1connect.NewLedgerServiceHandler(NewService(store), opts...)
+		Mount: registry.MountFunc(func(store Store, env registry.Env, opts ...connect.HandlerOption) (string, http.Handler) {
+			return ledgerv1connect.NewLedgerServiceHandler(NewService(store, WithPageTokens(env.PageTokens)), opts...)
 		}),
 	})
 }

@@ -39,8 +39,9 @@ const (
 //	                                       change: re-read locked rows ─> check rules ─> record)
 //	                                     <── all of change's writes, or none
 type Service struct {
-	store Store
-	now   func() time.Time
+	store  Store
+	now    func() time.Time
+	tokens *pagetoken.Codec
 }
 
 var _ ledgerv1connect.LedgerServiceHandler = (*Service)(nil)
@@ -59,9 +60,22 @@ func WithClock(now func() time.Time) Option {
 	return optionFunc(func(s *Service) { s.now = now })
 }
 
+// WithPageTokens makes the Service sign and check its page tokens with
+// tokens: the gateway passes the deployment's Codec, so that a token from
+// one gateway is good on every other and after a restart. It defaults to a
+// Codec with a random key of the Service's own (tokens good for this
+// Service only); a nil tokens keeps the default.
+func WithPageTokens(tokens *pagetoken.Codec) Option {
+	return optionFunc(func(s *Service) {
+		if tokens != nil {
+			s.tokens = tokens
+		}
+	})
+}
+
 // NewService returns the ledger capabilities over store.
 func NewService(store Store, opts ...Option) *Service {
-	s := &Service{store: store, now: time.Now}
+	s := &Service{store: store, now: time.Now, tokens: pagetoken.NewEphemeralCodec()}
 	for _, o := range opts {
 		o.apply(s)
 	}
@@ -125,8 +139,8 @@ func (s *Service) GetLedgerAccount(ctx context.Context, req *connect.Request[led
 // customer's if the request names one.
 func (s *Service) ListLedgerAccounts(ctx context.Context, req *connect.Request[ledgerv1.ListLedgerAccountsRequest]) (*connect.Response[ledgerv1.ListLedgerAccountsResponse], error) {
 	m := req.Msg
-	filter := "customer=" + m.GetCustomerId()
-	after, err := pagetoken.Decode("page_token", filter, m.GetPageToken())
+	filter := "ListLedgerAccounts customer=" + m.GetCustomerId()
+	after, err := s.tokens.Decode(ctx, "page_token", filter, m.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +153,9 @@ func (s *Service) ListLedgerAccounts(ctx context.Context, req *connect.Request[l
 	res := &ledgerv1.ListLedgerAccountsResponse{}
 	if len(found) > size {
 		found = found[:size]
-		res.NextPageToken = pagetoken.Encode(filter, found[size-1].ID)
+		if res.NextPageToken, err = s.tokens.Encode(ctx, filter, found[size-1].ID); err != nil {
+			return nil, err
+		}
 	}
 	res.Accounts = make([]*ledgerv1.LedgerAccount, len(found))
 	for i, a := range found {
@@ -225,8 +241,8 @@ func (s *Service) GetTransfer(ctx context.Context, req *connect.Request[ledgerv1
 // a leg to or from one account if the request names one.
 func (s *Service) ListTransfers(ctx context.Context, req *connect.Request[ledgerv1.ListTransfersRequest]) (*connect.Response[ledgerv1.ListTransfersResponse], error) {
 	m := req.Msg
-	filter := "account=" + m.GetAccountId()
-	after, err := pagetoken.Decode("page_token", filter, m.GetPageToken())
+	filter := "ListTransfers account=" + m.GetAccountId()
+	after, err := s.tokens.Decode(ctx, "page_token", filter, m.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +254,9 @@ func (s *Service) ListTransfers(ctx context.Context, req *connect.Request[ledger
 	res := &ledgerv1.ListTransfersResponse{}
 	if len(found) > size {
 		found = found[:size]
-		res.NextPageToken = pagetoken.Encode(filter, found[size-1].ID)
+		if res.NextPageToken, err = s.tokens.Encode(ctx, filter, found[size-1].ID); err != nil {
+			return nil, err
+		}
 	}
 	res.Transfers = make([]*ledgerv1.Transfer, len(found))
 	for i, t := range found {
@@ -452,8 +470,8 @@ func (s *Service) ReleaseHold(ctx context.Context, req *connect.Request[ledgerv1
 // (in the order they were posted).
 func (s *Service) ListAccountEntries(ctx context.Context, req *connect.Request[ledgerv1.ListAccountEntriesRequest]) (*connect.Response[ledgerv1.ListAccountEntriesResponse], error) {
 	m := req.Msg
-	filter := "account=" + m.GetAccountId()
-	key, err := pagetoken.Decode("page_token", filter, m.GetPageToken())
+	filter := "ListAccountEntries account=" + m.GetAccountId()
+	key, err := s.tokens.Decode(ctx, "page_token", filter, m.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
@@ -472,7 +490,9 @@ func (s *Service) ListAccountEntries(ctx context.Context, req *connect.Request[l
 	res := &ledgerv1.ListAccountEntriesResponse{}
 	if len(found) > size {
 		found = found[:size]
-		res.NextPageToken = pagetoken.Encode(filter, strconv.FormatInt(found[size-1].Seq, 10))
+		if res.NextPageToken, err = s.tokens.Encode(ctx, filter, strconv.FormatInt(found[size-1].Seq, 10)); err != nil {
+			return nil, err
+		}
 	}
 	res.Entries = make([]*ledgerv1.Entry, len(found))
 	for i, e := range found {

@@ -246,7 +246,7 @@ func TestRegistered(t *testing.T) {
 		if d.Name != "ledger" {
 			continue
 		}
-		if path, h, err := d.Mount(store); err != nil || h == nil || !strings.Contains(path, "LedgerService") {
+		if path, h, err := d.Mount(store, registry.Env{}); err != nil || h == nil || !strings.Contains(path, "LedgerService") {
 			t.Errorf("Mount = %q, %v, %v", path, h, err)
 		}
 		return

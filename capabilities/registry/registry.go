@@ -30,6 +30,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"plinth.dev/plinth/internal/pagetoken"
 	"plinth.dev/plinth/internal/seal"
 )
 
@@ -44,21 +45,22 @@ type Domain struct {
 	// DefaultBackend is the backend used when configuration names none.
 	DefaultBackend string
 	// Mount returns the handler that serves the service over store, which is
-	// what the chosen backend's Open returned, and the path to mount it on.
+	// what the chosen backend's Open returned, and the path to mount it on;
+	// env is the gateway's (its PageTokens sign the domain's page tokens).
 	// Build it with MountFunc.
-	Mount func(store any, opts ...connect.HandlerOption) (string, http.Handler, error)
+	Mount func(store any, env Env, opts ...connect.HandlerOption) (string, http.Handler, error)
 }
 
 // MountFunc adapts a typed constructor of a domain's handler to
 // Domain.Mount, checking that the store a backend opened is a S.
-func MountFunc[S any](newHandler func(store S, opts ...connect.HandlerOption) (string, http.Handler)) func(any, ...connect.HandlerOption) (string, http.Handler, error) {
-	return func(store any, opts ...connect.HandlerOption) (string, http.Handler, error) {
+func MountFunc[S any](newHandler func(store S, env Env, opts ...connect.HandlerOption) (string, http.Handler)) func(any, Env, ...connect.HandlerOption) (string, http.Handler, error) {
+	return func(store any, env Env, opts ...connect.HandlerOption) (string, http.Handler, error) {
 		s, ok := store.(S)
 		if !ok {
 			var want S
 			return "", nil, fmt.Errorf("registry: backend opened a %T, the domain needs a %T", store, &want)
 		}
-		path, h := newHandler(s, opts...)
+		path, h := newHandler(s, env, opts...)
 		return path, h, nil
 	}
 }
@@ -94,6 +96,12 @@ type Env struct {
 	// backend that keeps data outside memory seals every sensitive field
 	// with it before writing.
 	Sealer func(ctx context.Context) (*seal.Sealer, error)
+	// PageTokens signs and checks the page tokens of every listing. The
+	// gateway derives its key from the deployment's keyring, so that every
+	// gateway of the deployment accepts the others' tokens, after restarts
+	// too. Nil leaves each domain's Service a key of its own (see
+	// pagetoken.NewEphemeralCodec): good for one process and no longer.
+	PageTokens *pagetoken.Codec
 }
 
 // Rewrapper is implemented by stores that keep sealed data: Rewrap

@@ -12,7 +12,9 @@ import (
 	customersv1 "plinth.dev/plinth/sdk/go/gen/plinth/customers/v1"
 )
 
-func mountNothing(any, ...connect.HandlerOption) (string, http.Handler, error) { return "/", nil, nil }
+func mountNothing(any, registry.Env, ...connect.HandlerOption) (string, http.Handler, error) {
+	return "/", nil, nil
+}
 
 func open(context.Context, registry.Env) (any, error) { return struct{}{}, nil }
 
@@ -72,13 +74,13 @@ type fakeStore struct{}
 func (fakeStore) Get() string { return "x" }
 
 func TestMountFuncChecksTheStoreType(t *testing.T) {
-	mount := registry.MountFunc(func(s store, _ ...connect.HandlerOption) (string, http.Handler) {
+	mount := registry.MountFunc(func(s store, _ registry.Env, _ ...connect.HandlerOption) (string, http.Handler) {
 		return "/svc/" + s.Get(), http.NotFoundHandler()
 	})
-	if path, _, err := mount(fakeStore{}); err != nil || path != "/svc/x" {
+	if path, _, err := mount(fakeStore{}, registry.Env{}); err != nil || path != "/svc/x" {
 		t.Fatalf("mount(a store) = %q, %v", path, err)
 	}
-	if _, _, err := mount(42); err == nil || !strings.Contains(err.Error(), "int") {
+	if _, _, err := mount(42, registry.Env{}); err == nil || !strings.Contains(err.Error(), "int") {
 		t.Fatalf("mount(not a store) = %v, want an error naming the type", err)
 	}
 }

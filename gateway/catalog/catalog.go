@@ -2,8 +2,9 @@
 // the contracts, that lists every capability the gateway serves, grouped by
 // domain, with its policy (owner, scope, whether it mutates, stability),
 // its request and response with each field's type, validation rules and
-// sensitivity class, and a curl example that works against the server
-// that serves the page.
+// sensitivity class, its HTTP routes (the Connect procedure and the REST
+// paths of its google.api.http rule), and curl examples that work against
+// the server that serves the page.
 //
 // The page needs nothing from the internet (its style and its one small
 // script are inline, and its Content-Security-Policy forbids anything
@@ -52,16 +53,20 @@ type Entry struct {
 	Stability optionsv1.Stability
 	Summary   string
 	// Routes are further HTTP routes that serve the capability besides its
-	// procedure (REST paths, when the gateway has them). The procedure's
-	// own route is always listed first.
+	// procedure: its REST paths (HTTPRoutes), when the gateway serves them.
+	// The procedure's own route is always listed first.
 	Routes []Route
 }
 
 // Route is an HTTP method and path that serves a capability.
 type Route struct {
 	Method string // "POST"
-	Path   string // "/plinth.customers.v1.CustomerService/SignUpCustomer"
-	Note   string // e.g. "Connect: JSON or protobuf; also gRPC and gRPC-Web"
+	Path   string // "/plinth.customers.v1.CustomerService/SignUpCustomer", "/v1/customers/{customer_id}"
+	// Body is, for a REST route, what the JSON body holds: "*" the whole
+	// request (less the fields the path names), "" nothing (the fields
+	// not in the path go in the query string), or the name of one field.
+	Body string
+	Note string // e.g. "Connect: JSON or protobuf; also gRPC and gRPC-Web"
 }
 
 // Catalog is the page's model: every capability by domain.
@@ -410,6 +415,9 @@ func collectClasses(md protoreflect.MessageDescriptor, out map[string]bool, seen
 // summary and comment, sensitivity classes and request fields.
 func searchText(c *Capability) string {
 	parts := []string{c.Name, c.FullName, c.Domain, c.Summary, c.Owner, c.Scope, c.Stability}
+	for _, r := range c.Routes[1:] {
+		parts = append(parts, r.Path)
+	}
 	for _, bl := range c.Description {
 		parts = append(parts, bl.Text)
 	}
@@ -465,9 +473,10 @@ var (
 	pageJS string
 
 	page = template.Must(template.New("catalog").Funcs(template.FuncMap{
-		"curl": Curl,
-		"css":  func() template.CSS { return template.CSS(pageCSS) },
-		"js":   func() template.JS { return template.JS(pageJS) },
+		"curl":     Curl,
+		"restcurl": RESTCurl,
+		"css":      func() template.CSS { return template.CSS(pageCSS) },
+		"js":       func() template.JS { return template.JS(pageJS) },
 	}).Parse(pageHTML))
 
 	// contentSecurityPolicy allows the page's own inline style and script

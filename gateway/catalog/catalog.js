@@ -40,7 +40,7 @@
   window.addEventListener("hashchange", openTarget);
   openTarget();
 
-  Array.prototype.forEach.call(document.querySelectorAll(".example"), function (box) {
+  Array.prototype.forEach.call(document.querySelectorAll(".example, .example-rest"), function (box) {
     var code = box.querySelector("code");
     var button = document.createElement("button");
     button.type = "button";

@@ -48,8 +48,11 @@ func gatewayServer(t *testing.T) *gateway.Server {
 func entries(t *testing.T) []catalog.Entry {
 	var out []catalog.Entry
 	for _, c := range gatewayServer(t).Capabilities() {
+		// As the gateway makes them: it serves every REST route of the
+		// contracts.
 		out = append(out, catalog.Entry{Procedure: c.Procedure, Domain: c.Domain, Method: c.Method,
-			Owner: c.Owner, Scope: c.Scope, Mutates: c.Mutates, Stability: c.Stability, Summary: c.Summary})
+			Owner: c.Owner, Scope: c.Scope, Mutates: c.Mutates, Stability: c.Stability, Summary: c.Summary,
+			Routes: catalog.HTTPRoutes(c.Method)})
 	}
 	return out
 }
@@ -205,7 +208,8 @@ func TestCommentsAndPolicy(t *testing.T) {
 	if !slices.Equal(c.Classes, []string{"PII"}) {
 		t.Errorf("SignUpCustomer's classes: %v", c.Classes)
 	}
-	if len(c.Routes) != 1 || c.Routes[0].Method != "POST" || c.Routes[0].Path != c.Procedure {
+	if len(c.Routes) != 2 || c.Routes[0].Method != "POST" || c.Routes[0].Path != c.Procedure ||
+		c.Routes[1].Method != "POST" || c.Routes[1].Path != "/v1/customers" || c.Routes[1].Body != "*" {
 		t.Errorf("routes: %+v", c.Routes)
 	}
 	// The customers domain's overview keeps its lifecycle diagram.
@@ -451,4 +455,110 @@ func TestFirstRequestsAtOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestRESTRoutes proves that every capability has one REST route from its
+// contract's google.api.http rule, that no two share a method and path,
+// that the page shows them, and that the search finds a capability by its
+// path.
+func TestRESTRoutes(t *testing.T) {
+	seen := map[string]string{}
+	for _, d := range build(t).Domains {
+		for _, c := range d.Capabilities {
+			if len(c.Routes) != 2 {
+				t.Errorf("%s: routes %+v, want its procedure and one REST route", c.Name, c.Routes)
+				continue
+			}
+			r := c.Routes[1]
+			if !strings.HasPrefix(r.Path, "/v1/") || r.Note == "" {
+				t.Errorf("%s: REST route %+v", c.Name, r)
+			}
+			// A change of state is never a GET.
+			if c.Mutates && r.Method == http.MethodGet {
+				t.Errorf("%s changes state but is served on GET %s", c.Name, r.Path)
+			}
+			if other, dup := seen[r.Method+" "+r.Path]; dup {
+				t.Errorf("%s and %s share %s %s", c.Name, other, r.Method, r.Path)
+			}
+			seen[r.Method+" "+r.Path] = c.Name
+		}
+	}
+	for route, name := range map[string]string{
+		"GET /v1/customers/{customer_id}":                   "GetCustomer",
+		"GET /v1/customers":                                 "ListCustomers",
+		"PATCH /v1/customers/{customer_id}":                 "UpdateCustomerProfile",
+		"POST /v1/customers/{customer_id}:approve":          "ApproveCustomer",
+		"POST /v1/customers:findByEmail":                    "FindCustomerByEmail",
+		"POST /v1/ledger/accounts":                          "OpenLedgerAccount",
+		"GET /v1/ledger/accounts/{account_id}/balance":      "GetBalance",
+		"POST /v1/transfers":                                "MoveMoney",
+		"POST /v1/transfers/{transfer_id}:reverse":          "ReverseTransfer",
+		"POST /v1/holds/{hold_id}:capture":                  "CaptureHold",
+		"POST /v1/principals/{principal_id}/apiKeys":        "IssueApiKey",
+		"GET /v1/audit/records/{record_id}":                 "GetAuditRecord",
+		"POST /v1/audit:verify":                             "VerifyAuditChain",
+		"GET /v1/ledger/accounts/{account_id}/balance:asOf": "GetBalanceAt",
+	} {
+		if seen[route] != name {
+			t.Errorf("%s serves %q, want %s", route, seen[route], name)
+		}
+	}
+
+	_, page := get(t, "/catalog?q=MoveMoney", nil)
+	if !strings.Contains(page, "<code>POST /v1/transfers</code>") || !strings.Contains(page, `<code class="rest-curl">`) {
+		t.Error("the page does not show MoveMoney's REST route and its REST example")
+	}
+	_, page = get(t, "/catalog?q=/v1/transfers/", nil)
+	if got := shownIDs(page); !slices.Contains(got, "plinth.ledger.v1.LedgerService.GetTransfer") || slices.Contains(got, "plinth.ledger.v1.LedgerService.MoveMoney") {
+		t.Errorf("?q=/v1/transfers/ shows %v", got)
+	}
+}
+
+func TestRESTCurl(t *testing.T) {
+	for name, want := range map[string]string{
+		"SignUpCustomer": `curl -sS -X POST 'http://h/v1/customers' \
+  -H "Authorization: Bearer $PLINTH_API_KEY" \
+  -H 'Content-Type: application/json' \
+  -H "Idempotency-Key: catalog-$(date +%s)-$$" \
+  -d '{"name":"Ada Lovelace","email":"ada@example.com"}'`,
+		"GetCustomer": `curl -sS -X GET 'http://h/v1/customers/cus_00000000000000000000000000' \
+  -H "Authorization: Bearer $PLINTH_API_KEY"`,
+		"UpdateCustomerProfile": `curl -sS -X PATCH 'http://h/v1/customers/cus_00000000000000000000000000' \
+  -H "Authorization: Bearer $PLINTH_API_KEY" \
+  -H 'Content-Type: application/json' \
+  -H "Idempotency-Key: catalog-$(date +%s)-$$" \
+  -d '{"name":"Ada Lovelace"}'`,
+		"ApproveCustomer": `curl -sS -X POST 'http://h/v1/customers/cus_00000000000000000000000000:approve' \
+  -H "Authorization: Bearer $PLINTH_API_KEY" \
+  -H 'Content-Type: application/json' \
+  -H "Idempotency-Key: catalog-$(date +%s)-$$" \
+  -d '{}'`,
+		"VerifyAuditChain": `curl -sS -X POST 'http://h/v1/audit:verify' \
+  -H "Authorization: Bearer $PLINTH_API_KEY" \
+  -H 'Content-Type: application/json' \
+  -d '{}'`,
+	} {
+		if got := catalog.RESTCurl("http://h", capability(t, name)); got != want {
+			t.Errorf("%s:\n%s\nwant:\n%s", name, got, want)
+		}
+	}
+	// A GET's other fields go in the query string.
+	got := catalog.RESTCurl("http://h", capability(t, "GetBalanceAt"))
+	if !regexp.MustCompile(`^curl -sS -X GET 'http://h/v1/ledger/accounts/lac_0{26}/balance:asOf\?at=[0-9T:.%A-Z-]+' \\`).MatchString(got) {
+		t.Errorf("GetBalanceAt:\n%s", got)
+	}
+	// Every capability with an example has a REST example.
+	for _, d := range build(t).Domains {
+		for _, c := range d.Capabilities {
+			if c.Example != nil && catalog.RESTCurl("http://h", c) == "" {
+				t.Errorf("%s has no REST example", c.Name)
+			}
+		}
+	}
+	// A route whose variable names no field of the example has none.
+	odd := *capability(t, "GetCustomer")
+	odd.Routes = []catalog.Route{odd.Routes[0], {Method: "GET", Path: "/v1/customers/{id}"}}
+	if got := catalog.RESTCurl("http://h", &odd); got != "" {
+		t.Errorf("a route with an unknown variable: %s", got)
+	}
 }

@@ -28,6 +28,10 @@
 // NewDatabase is safe to call from parallel tests, and several test
 // binaries can run at once (go test runs packages in parallel): each binary
 // starts its own throwaway server on a port of its own.
+//
+// A test that stops and starts PostgreSQL (an outage) calls NewServer
+// instead: a server of its own, which Stop and Start do not share with
+// anyone.
 package pgtest
 
 import (
@@ -84,16 +88,24 @@ type server struct {
 
 	// Set only for a throwaway server that pgtest started.
 	dir    string   // temporary directory holding data/, the socket and the log
+	port   int      // the port it listens on
 	pgCtl  string   // path of pg_ctl
 	asUser []string // "runuser -u postgres --" when running as root, else empty
 }
 
 // Main runs the tests of m and then stops the throwaway server, if one was
-// started, and deletes its files. It returns m.Run's exit code, for
+// started, and any server of NewServer still running, and deletes their
+// files. It returns m.Run's exit code, for
 // os.Exit. If stopping fails, it says so on stderr and returns 1 when the
 // tests had passed, so that a leaked server does not go unnoticed.
 func Main(m *testing.M) int {
 	code := m.Run()
+	if err := closePrivate(); err != nil {
+		fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
 	if srv != nil && srv.dir != "" {
 		if err := srv.stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
@@ -195,6 +207,16 @@ func getServer() (*server, error) {
 // one it picked was taken in the meantime (by a test binary running next
 // to this one, say).
 func startServer() (*server, error) {
+	return startThrowaway("synchronous_commit = off")
+}
+
+// startThrowaway starts a throwaway server as startServer says, with
+// commitConf as its synchronous_commit setting: off for the shared server
+// (a commit is acknowledged before its WAL is written, so a crash loses the
+// last moments, which no test of the shared server does), on for a server
+// of NewServer, which a test stops as a crash would and whose
+// acknowledged commits must survive it.
+func startThrowaway(commitConf string) (*server, error) {
 	bin, err := findBinaries()
 	if err != nil {
 		return nil, err
@@ -239,10 +261,10 @@ func startServer() (*server, error) {
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '%s'
 fsync = off
-synchronous_commit = off
+%s
 full_page_writes = off
 max_connections = 200
-`, dir)
+`, dir, commitConf)
 	if err := appendFile(filepath.Join(data, "postgresql.conf"), conf); err != nil {
 		return nil, err
 	}
@@ -286,6 +308,7 @@ func (s *server) start(ctx context.Context, port int) error {
 		_, _ = s.run(context.Background(), s.pgCtl, "stop", "-D", data, "-m", "immediate", "-w")
 		return fmt.Errorf("pg_ctl start: %w\n%s\nserver log:\n%s", err, tail(out), logTail(logFile))
 	}
+	s.port = port
 	s.adminURL = &url.URL{
 		Scheme:   "postgres",
 		User:     url.User("postgres"),

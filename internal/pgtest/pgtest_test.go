@@ -128,3 +128,48 @@ func TestNewDatabaseDropsTheDatabaseAfterTheTest(t *testing.T) {
 		t.Errorf("database %q still exists after its test ended", dropped)
 	}
 }
+
+// A server of NewServer stops as a crash would and starts again on the
+// same URL, with what was committed before.
+func TestNewServerStopsAndStarts(t *testing.T) {
+	t.Parallel()
+	s := pgtest.NewServer(t)
+	ctx := t.Context()
+	conn := connect(t, s.URL())
+	if _, err := conn.Exec(ctx, "CREATE TABLE kept (v int)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "INSERT INTO kept VALUES (42)"); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Running() {
+		t.Error("Running after Stop")
+	}
+	if _, err := conn.Exec(ctx, "SELECT 1"); err == nil {
+		t.Error("a connection of before the stop still works")
+	}
+	if c, err := pgx.Connect(ctx, s.URL()); err == nil {
+		c.Close(ctx)
+		t.Fatal("connected to a stopped server")
+	}
+
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	again := connect(t, s.URL())
+	var v int
+	if err := again.QueryRow(ctx, "SELECT v FROM kept").Scan(&v); err != nil || v != 42 {
+		t.Fatalf("after the restart: %d, %v; want the committed row", v, err)
+	}
+
+	// It is not the shared server: a database of NewDatabase is elsewhere.
+	own, _ := url.Parse(s.URL())
+	shared, _ := url.Parse(pgtest.NewDatabase(t))
+	if own.Host == shared.Host {
+		t.Errorf("NewServer's server is the shared one, at %s", own.Host)
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"plinth.dev/plinth/capabilities/access"
 	"plinth.dev/plinth/capabilities/domainerr"
+	"plinth.dev/plinth/internal/pagetoken/pagetokentest"
 	accessv1 "plinth.dev/plinth/sdk/go/gen/plinth/access/v1"
 )
 
@@ -62,6 +63,7 @@ func Run(t *testing.T, newStore func(t *testing.T) access.Store, opts ...Option)
 	s.run(t, "ListApiKeys/EveryKeyOnceInIDOrder", testListApiKeys)
 	s.run(t, "ListApiKeys/UnknownPrincipal", testListApiKeysUnknownPrincipal)
 	s.run(t, "ListApiKeys/PageTokenOfAnotherPrincipal", testListApiKeysTokenOfAnotherPrincipal)
+	s.run(t, "Lists/ForgedPageTokens", testListForgedTokens)
 
 	s.run(t, "Secrets/NeverReturnedAfterIssue", testSecretsNeverReturned)
 	s.run(t, "Secrets/NeverStored", testSecretsNeverStored)
@@ -211,6 +213,87 @@ func testListPrincipalsEmpty(t *testing.T, h *harness) {
 func testListPrincipalsGarbageToken(t *testing.T, h *harness) {
 	h.newPrincipal(t)
 	_, err := h.svc.ListPrincipals(t.Context(), connect.NewRequest(&accessv1.ListPrincipalsRequest{PageToken: "not-a-token"}))
+	wantInvalidArgument(t, err, "page_token")
+}
+
+// testListForgedTokens: page tokens are signed. For both listings, a
+// token altered anywhere or made under another deployment's key is
+// refused, and never trusted as a place to resume from; a token from
+// another gateway of the same deployment (another Service with the same
+// key) gives the same next page; a token of one listing is refused by the
+// other.
+func testListForgedTokens(t *testing.T, h *harness) {
+	ctx := t.Context()
+	p := h.newPrincipal(t)
+	for range 2 {
+		h.newPrincipal(t)
+		h.mustIssue(t, p.GetId())
+	}
+	h.mustIssue(t, p.GetId())
+	gatewayB := access.NewService(h.store, access.WithPageTokens(pageTokens(t, pagetokentest.Key)))
+	otherDeployment := access.NewService(h.store, access.WithPageTokens(pageTokens(t, pagetokentest.OtherKey)))
+	type page struct {
+		ids  []string
+		next string
+	}
+	principals := func(svc *access.Service, token string) (page, error) {
+		res, err := svc.ListPrincipals(ctx, connect.NewRequest(&accessv1.ListPrincipalsRequest{PageSize: 1, PageToken: token}))
+		if err != nil {
+			return page{}, err
+		}
+		var ids []string
+		for _, p := range res.Msg.GetPrincipals() {
+			ids = append(ids, p.GetId())
+		}
+		return page{ids, res.Msg.GetNextPageToken()}, nil
+	}
+	keys := func(svc *access.Service, token string) (page, error) {
+		res, err := svc.ListApiKeys(ctx, connect.NewRequest(&accessv1.ListApiKeysRequest{PrincipalId: p.GetId(), PageSize: 1, PageToken: token}))
+		if err != nil {
+			return page{}, err
+		}
+		var ids []string
+		for _, k := range res.Msg.GetApiKeys() {
+			ids = append(ids, k.GetId())
+		}
+		return page{ids, res.Msg.GetNextPageToken()}, nil
+	}
+	listings := []struct {
+		name string
+		list func(svc *access.Service, token string) (page, error)
+	}{{"ListPrincipals", principals}, {"ListApiKeys", keys}}
+	tokens := map[string]string{}
+	for _, l := range listings {
+		first, err := l.list(h.svc, "")
+		if err != nil || first.next == "" {
+			t.Fatalf("%s, page 1: %v, %v; want a next_page_token", l.name, first, err)
+		}
+		tokens[l.name] = first.next
+		second, err := l.list(h.svc, first.next)
+		if err != nil {
+			t.Fatalf("%s, page 2: %v", l.name, err)
+		}
+		for _, forged := range pagetokentest.Altered(first.next) {
+			_, err := l.list(h.svc, forged)
+			wantInvalidArgument(t, err, "page_token")
+		}
+		theirs, err := l.list(otherDeployment, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = l.list(h.svc, theirs.next)
+		wantInvalidArgument(t, err, "page_token")
+		onB, err := l.list(gatewayB, first.next)
+		if err != nil {
+			t.Fatalf("%s: another gateway of the deployment refused the token: %v", l.name, err)
+		}
+		if !slices.Equal(onB.ids, second.ids) {
+			t.Fatalf("%s: page 2 on another gateway = %v, want %v", l.name, onB.ids, second.ids)
+		}
+	}
+	_, err := principals(h.svc, tokens["ListApiKeys"])
+	wantInvalidArgument(t, err, "page_token")
+	_, err = keys(h.svc, tokens["ListPrincipals"])
 	wantInvalidArgument(t, err, "page_token")
 }
 

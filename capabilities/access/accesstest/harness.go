@@ -38,6 +38,8 @@ import (
 
 	"plinth.dev/plinth/capabilities/access"
 	"plinth.dev/plinth/capabilities/domainerr"
+	"plinth.dev/plinth/internal/pagetoken"
+	"plinth.dev/plinth/internal/pagetoken/pagetokentest"
 	accessv1 "plinth.dev/plinth/sdk/go/gen/plinth/access/v1"
 )
 
@@ -132,10 +134,21 @@ func (s suite) newHarness(t *testing.T) *harness {
 	return &harness{
 		store: store,
 		uses:  uses,
-		svc:   access.NewService(uses, access.WithClock(c.Now), access.WithRoleCheck(roleExists)),
+		svc:   access.NewService(uses, access.WithClock(c.Now), access.WithRoleCheck(roleExists), access.WithPageTokens(pageTokens(t, pagetokentest.Key))),
 		clock: c,
 		suite: s,
 	}
+}
+
+// pageTokens returns a page-token Codec with key: the same key stands for
+// the gateways of one deployment, another key for another deployment.
+func pageTokens(t *testing.T, key []byte) *pagetoken.Codec {
+	t.Helper()
+	c, err := pagetoken.NewCodec(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // countingStore counts the writes Authenticate makes to record that a key

@@ -18,6 +18,8 @@ import (
 
 	"plinth.dev/plinth/capabilities/audit"
 	"plinth.dev/plinth/capabilities/domainerr"
+	"plinth.dev/plinth/internal/pagetoken"
+	"plinth.dev/plinth/internal/pagetoken/pagetokentest"
 	auditv1 "plinth.dev/plinth/sdk/go/gen/plinth/audit/v1"
 )
 
@@ -42,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
 		{"ListAuditRecords/Pages", testListPages},
 		{"ListAuditRecords/Filters", testListFilters},
 		{"ListAuditRecords/PageTokenOfOtherFilters", testListTokenOfOtherFilters},
+		{"ListAuditRecords/ForgedPageTokens", testListForgedTokens},
 		{"VerifyAuditChain/Empty", testVerifyEmpty},
 		{"VerifyAuditChain/Untouched", testVerifyUntouched},
 		{"Store/ResultsNotShared", testResultsNotShared},
@@ -558,5 +561,57 @@ func wantRecord(t *testing.T, what string, got, want audit.Record) {
 	got.Time, want.Time = time.Time{}, time.Time{}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("%s = %+v, want %+v", what, got, want)
+	}
+}
+
+// testListForgedTokens: page tokens are signed. A token altered anywhere,
+// or made under another deployment's key, is refused and never trusted as
+// a place to resume from; a token from another gateway of the same
+// deployment (another Service with the same key) gives the same next page.
+func testListForgedTokens(t *testing.T, store audit.Store) {
+	Fill(t, store, 4)
+	codec := func(key []byte) *pagetoken.Codec {
+		c, err := pagetoken.NewCodec(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	svc := audit.NewService(store, audit.WithPageTokens(codec(pagetokentest.Key)))
+	gatewayB := audit.NewService(store, audit.WithPageTokens(codec(pagetokentest.Key)))
+	otherDeployment := audit.NewService(store, audit.WithPageTokens(codec(pagetokentest.OtherKey)))
+	list := func(svc *audit.Service, token string) (*auditv1.ListAuditRecordsResponse, error) {
+		res, err := svc.ListAuditRecords(t.Context(), connect.NewRequest(&auditv1.ListAuditRecordsRequest{PageSize: 1, PageToken: token}))
+		if err != nil {
+			return nil, err
+		}
+		return res.Msg, nil
+	}
+	wantRefused := func(what string, err error) {
+		t.Helper()
+		if k, _ := domainerr.KindOf(err); k != domainerr.KindInvalidArgument {
+			t.Fatalf("%s: %v, want an invalid page token", what, err)
+		}
+	}
+	first, err := list(svc, "")
+	if err != nil || first.GetNextPageToken() == "" {
+		t.Fatalf("page 1: %v, %v; want a next_page_token", first, err)
+	}
+	for _, forged := range pagetokentest.Altered(first.GetNextPageToken()) {
+		_, err := list(svc, forged)
+		wantRefused("an altered token", err)
+	}
+	theirs, err := list(otherDeployment, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = list(svc, theirs.GetNextPageToken())
+	wantRefused("another deployment's token", err)
+	onB, err := list(gatewayB, first.GetNextPageToken())
+	if err != nil {
+		t.Fatalf("another gateway of the deployment refused the token: %v", err)
+	}
+	if got := onB.GetAuditRecords(); len(got) != 1 || got[0].GetSequence() != 2 {
+		t.Fatalf("page 2 on another gateway = %v, want record 2", got)
 	}
 }

@@ -36,6 +36,8 @@ import (
 
 	"plinth.dev/plinth/capabilities/customers"
 	"plinth.dev/plinth/capabilities/domainerr"
+	"plinth.dev/plinth/internal/pagetoken"
+	"plinth.dev/plinth/internal/pagetoken/pagetokentest"
 	customersv1 "plinth.dev/plinth/sdk/go/gen/plinth/customers/v1"
 )
 
@@ -80,6 +82,7 @@ func Run(t *testing.T, newStore func(t *testing.T) customers.Store) {
 	s.run(t, "ListCustomers/FilterByState", testListFilterByState)
 	s.run(t, "ListCustomers/PageTokenOfAnotherFilter", testListTokenOfAnotherFilter)
 	s.run(t, "ListCustomers/GarbagePageToken", testListGarbageToken)
+	s.run(t, "ListCustomers/ForgedPageToken", testListForgedToken)
 	s.run(t, "ListCustomers/WhileSigningUp", testListWhileSigningUp)
 
 	s.run(t, "Store/GetAndUpdateUnknown", testStoreUnknown)
@@ -147,7 +150,18 @@ func newHarness(t *testing.T, store customers.Store) *harness {
 		t.Fatal("newStore returned a nil store")
 	}
 	c := &clock{now: epoch}
-	return &harness{store: store, svc: customers.NewService(store, customers.WithClock(c.Now)), clock: c}
+	return &harness{store: store, svc: customers.NewService(store, customers.WithClock(c.Now), customers.WithPageTokens(tokens(t, pagetokentest.Key))), clock: c}
+}
+
+// tokens returns a page-token Codec with key: the same key stands for the
+// gateways of one deployment, another key for another deployment.
+func tokens(t *testing.T, key []byte) *pagetoken.Codec {
+	t.Helper()
+	c, err := pagetoken.NewCodec(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // email returns an email no other customer of this harness has.
@@ -1477,6 +1491,41 @@ func testListGarbageToken(t *testing.T, h *harness) {
 			_, err := h.svc.ListCustomers(t.Context(), connect.NewRequest(&customersv1.ListCustomersRequest{PageToken: token, State: state}))
 			wantInvalidArgument(t, err, "page_token")
 		}
+	}
+}
+
+// testListForgedToken: page tokens are signed. A token altered anywhere, or
+// made under another deployment's key, is refused and never trusted as a
+// place to resume from; a token from another gateway of the same
+// deployment (another Service with the same key) is good.
+func testListForgedToken(t *testing.T, h *harness) {
+	ids := h.seed(t, 5)
+	slices.Sort(ids)
+	first := h.list(t, &customersv1.ListCustomersRequest{PageSize: 2})
+	token := first.GetNextPageToken()
+	if token == "" {
+		t.Fatal("no next_page_token listing 5 customers 2 at a time")
+	}
+	for _, forged := range pagetokentest.Altered(token) {
+		_, err := h.svc.ListCustomers(t.Context(), connect.NewRequest(&customersv1.ListCustomersRequest{PageSize: 2, PageToken: forged}))
+		wantInvalidArgument(t, err, "page_token")
+	}
+
+	otherDeployment := customers.NewService(h.store, customers.WithPageTokens(tokens(t, pagetokentest.OtherKey)))
+	res, err := otherDeployment.ListCustomers(t.Context(), connect.NewRequest(&customersv1.ListCustomersRequest{PageSize: 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.svc.ListCustomers(t.Context(), connect.NewRequest(&customersv1.ListCustomersRequest{PageSize: 2, PageToken: res.Msg.GetNextPageToken()}))
+	wantInvalidArgument(t, err, "page_token")
+
+	gatewayB := customers.NewService(h.store, customers.WithPageTokens(tokens(t, pagetokentest.Key)))
+	res, err = gatewayB.ListCustomers(t.Context(), connect.NewRequest(&customersv1.ListCustomersRequest{PageSize: 2, PageToken: token}))
+	if err != nil {
+		t.Fatalf("another gateway of the deployment refused the token: %v", err)
+	}
+	if got := idsOf([][]*customersv1.Customer{res.Msg.GetCustomers()}); !slices.Equal(got, ids[2:4]) {
+		t.Fatalf("the second page from another gateway = %v, want %v", got, ids[2:4])
 	}
 }
 

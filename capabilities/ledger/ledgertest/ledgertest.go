@@ -71,6 +71,8 @@ import (
 	"plinth.dev/plinth/capabilities/ledger"
 	"plinth.dev/plinth/gateway"
 	"plinth.dev/plinth/gateway/idempotency"
+	"plinth.dev/plinth/internal/pagetoken"
+	"plinth.dev/plinth/internal/pagetoken/pagetokentest"
 	ledgerv1 "plinth.dev/plinth/sdk/go/gen/plinth/ledger/v1"
 	"plinth.dev/plinth/sdk/go/gen/plinth/ledger/v1/ledgerv1connect"
 )
@@ -132,6 +134,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 	s.run(t, "ListTransfers/ByAccount", testListTransfersByAccount)
 	s.run(t, "ListAccountEntries/Pages", testListEntriesPages)
 	s.run(t, "Lists/DefaultAndLargestPageSize", testListDefaultPageSize)
+	s.run(t, "Lists/ForgedPageTokens", testListForgedTokens)
 
 	s.run(t, "Idempotency/SameKeySameRequest", testIdempotentReplay)
 	s.run(t, "Idempotency/SameKeyOtherRequest", testIdempotencyKeyReuse)
@@ -218,7 +221,7 @@ func newHarness(t *testing.T, b Backend) *harness {
 	}
 	h := &harness{store: b.Store, clock: newClock()}
 	c := h.clock
-	svc := ledger.NewService(pacedStore{Store: b.Store, pace: &h.pace}, ledger.WithClock(c.Now))
+	svc := ledger.NewService(pacedStore{Store: b.Store, pace: &h.pace}, ledger.WithClock(c.Now), ledger.WithPageTokens(pageTokens(t, pagetokentest.Key)))
 	service := ledgerv1.File_plinth_ledger_v1_ledger_proto.Services().Get(0)
 	path, handler := ledgerv1connect.NewLedgerServiceHandler(svc, connect.WithInterceptors(
 		idempotency.NewInterceptor(b.Idempotency, idempotency.Options{
@@ -238,6 +241,17 @@ func newHarness(t *testing.T, b Backend) *harness {
 	t.Cleanup(transport.CloseIdleConnections)
 	h.client = ledgerv1connect.NewLedgerServiceClient(&http.Client{Transport: transport}, srv.URL)
 	return h
+}
+
+// pageTokens returns a page-token Codec with key: the same key stands for
+// the gateways of one deployment, another key for another deployment.
+func pageTokens(t *testing.T, key []byte) *pagetoken.Codec {
+	t.Helper()
+	c, err := pagetoken.NewCodec(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // --- Calls -----------------------------------------------------------------
@@ -1909,6 +1923,122 @@ func testListEntriesPages(t *testing.T, h *harness) {
 	_, err = send(ctx, h.client.ListAccountEntries, "", &ledgerv1.ListAccountEntriesRequest{AccountId: a.GetId(), PageToken: "not-a-token"})
 	wantTokenRefused(t, "a made-up token", err)
 	h.checkBooks(t)
+}
+
+// testListForgedTokens: page tokens are signed. For every listing, a token
+// altered anywhere, made under another deployment's key, or issued by
+// another listing with the same filter is refused, and never trusted as a
+// place to resume from; a token from another gateway of the same
+// deployment (another Service with the same key) gives the same next page.
+func testListForgedTokens(t *testing.T, h *harness) {
+	ctx := t.Context()
+	s := h.settlement(t, "USD")
+	a := h.customerAccount(t, "USD", 0)
+	customer := h.customerID()
+	for range 3 {
+		h.mustMove(t, leg(s, a, 10))
+		h.mustOpen(t, &ledgerv1.OpenLedgerAccountRequest{Currency: "USD", CustomerId: customer, BalancePolicy: ledgerv1.BalancePolicy_BALANCE_POLICY_NON_NEGATIVE})
+	}
+	gatewayB := ledger.NewService(h.store, ledger.WithPageTokens(pageTokens(t, pagetokentest.Key)))
+	otherDeployment := ledger.NewService(h.store, ledger.WithPageTokens(pageTokens(t, pagetokentest.OtherKey)))
+	type page struct {
+		ids  []string
+		next string
+	}
+	type lister func(ctx context.Context, token string) (page, error)
+	listings := []struct {
+		name string
+		// over the harness's gateway, and over a Service called directly
+		client  lister
+		service func(svc *ledger.Service) lister
+	}{
+		{"ListLedgerAccounts",
+			func(ctx context.Context, token string) (page, error) {
+				res, err := send(ctx, h.client.ListLedgerAccounts, "", &ledgerv1.ListLedgerAccountsRequest{PageSize: 1, PageToken: token, CustomerId: customer})
+				if err != nil {
+					return page{}, err
+				}
+				return page{ids(res.Msg.GetAccounts()), res.Msg.GetNextPageToken()}, nil
+			},
+			func(svc *ledger.Service) lister {
+				return func(ctx context.Context, token string) (page, error) {
+					res, err := svc.ListLedgerAccounts(ctx, connect.NewRequest(&ledgerv1.ListLedgerAccountsRequest{PageSize: 1, PageToken: token, CustomerId: customer}))
+					if err != nil {
+						return page{}, err
+					}
+					return page{ids(res.Msg.GetAccounts()), res.Msg.GetNextPageToken()}, nil
+				}
+			}},
+		{"ListTransfers",
+			func(ctx context.Context, token string) (page, error) {
+				res, err := send(ctx, h.client.ListTransfers, "", &ledgerv1.ListTransfersRequest{PageSize: 1, PageToken: token, AccountId: a.GetId()})
+				if err != nil {
+					return page{}, err
+				}
+				return page{ids(res.Msg.GetTransfers()), res.Msg.GetNextPageToken()}, nil
+			},
+			func(svc *ledger.Service) lister {
+				return func(ctx context.Context, token string) (page, error) {
+					res, err := svc.ListTransfers(ctx, connect.NewRequest(&ledgerv1.ListTransfersRequest{PageSize: 1, PageToken: token, AccountId: a.GetId()}))
+					if err != nil {
+						return page{}, err
+					}
+					return page{ids(res.Msg.GetTransfers()), res.Msg.GetNextPageToken()}, nil
+				}
+			}},
+		{"ListAccountEntries",
+			func(ctx context.Context, token string) (page, error) {
+				res, err := send(ctx, h.client.ListAccountEntries, "", &ledgerv1.ListAccountEntriesRequest{PageSize: 1, PageToken: token, AccountId: a.GetId()})
+				if err != nil {
+					return page{}, err
+				}
+				return page{ids(res.Msg.GetEntries()), res.Msg.GetNextPageToken()}, nil
+			},
+			func(svc *ledger.Service) lister {
+				return func(ctx context.Context, token string) (page, error) {
+					res, err := svc.ListAccountEntries(ctx, connect.NewRequest(&ledgerv1.ListAccountEntriesRequest{PageSize: 1, PageToken: token, AccountId: a.GetId()}))
+					if err != nil {
+						return page{}, err
+					}
+					return page{ids(res.Msg.GetEntries()), res.Msg.GetNextPageToken()}, nil
+				}
+			}},
+	}
+	tokens := map[string]string{}
+	for _, l := range listings {
+		first, err := l.client(ctx, "")
+		if err != nil || first.next == "" {
+			t.Fatalf("%s, page 1: %v, %v; want a next_page_token", l.name, first, err)
+		}
+		tokens[l.name] = first.next
+		second, err := l.client(ctx, first.next)
+		if err != nil {
+			t.Fatalf("%s, page 2: %v", l.name, err)
+		}
+		for _, forged := range pagetokentest.Altered(first.next) {
+			_, err := l.client(ctx, forged)
+			wantTokenRefused(t, l.name+": an altered token", err)
+		}
+		theirs, err := l.service(otherDeployment)(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = l.client(ctx, theirs.next)
+		wantTokenRefused(t, l.name+": another deployment's token", err)
+		onB, err := l.service(gatewayB)(ctx, first.next)
+		if err != nil {
+			t.Fatalf("%s: another gateway of the deployment refused the token: %v", l.name, err)
+		}
+		if !slices.Equal(onB.ids, second.ids) || onB.next == "" {
+			t.Fatalf("%s: page 2 on another gateway = %v, want %v", l.name, onB, second)
+		}
+	}
+	// ListTransfers and ListAccountEntries both filter by the account: a
+	// token of one is still refused by the other.
+	_, err := listings[2].client(ctx, tokens["ListTransfers"])
+	wantTokenRefused(t, "a token of ListTransfers for ListAccountEntries", err)
+	_, err = listings[1].client(ctx, tokens["ListAccountEntries"])
+	wantTokenRefused(t, "a token of ListAccountEntries for ListTransfers", err)
 }
 
 func testListDefaultPageSize(t *testing.T, h *harness) {

@@ -32,6 +32,13 @@ const (
 	// a different request (failed_precondition); use a new key for a new
 	// request. No metadata.
 	ReasonIdempotencyKeyReused = "IDEMPOTENCY_KEY_REUSED"
+	// ReasonRateLimited: the principal went over its rate limit for the
+	// class of the capability (resource_exhausted); the error carries a
+	// RetryInfo detail, which the Client's retries honour. No metadata.
+	ReasonRateLimited = "RATE_LIMITED"
+	// ReasonOverloaded: the gateway was saturated and shed the call before
+	// it started (unavailable); retrying is safe. No metadata.
+	ReasonOverloaded = "OVERLOADED"
 	// ReasonEmailTaken: another customer has the email, compared
 	// regardless of case (already_exists). No metadata.
 	ReasonEmailTaken = "EMAIL_TAKEN"

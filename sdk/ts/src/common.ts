@@ -27,6 +27,7 @@ export {
   type RetryOptions,
 } from "./interceptors.js";
 export { capabilityOf, mutates } from "./capability.js";
+export { RetryInfoSchema, retryDelayMs } from "./retryhint.js";
 export {
   ERROR_DOMAIN,
   ErrorReason,

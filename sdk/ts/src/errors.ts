@@ -18,6 +18,9 @@ export const ErrorReason = {
   CustomerNotEditable: "CUSTOMER_NOT_EDITABLE",
   // every domain: an Idempotency-Key sent again with another request
   IdempotencyKeyReused: "IDEMPOTENCY_KEY_REUSED",
+  // the gateway: a rate limit, and load shed
+  RateLimited: "RATE_LIMITED",
+  Overloaded: "OVERLOADED",
   // access
   PrincipalNameTaken: "PRINCIPAL_NAME_TAKEN",
   UnknownRole: "UNKNOWN_ROLE",

@@ -1,5 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { mutates } from "./capability.js";
+import { retryDelayMs } from "./retryhint.js";
 
 /** The request header that carries an idempotency key. */
 export const IDEMPOTENCY_KEY_HEADER = "Idempotency-Key";
@@ -93,17 +94,20 @@ const defaultRetry: Required<Omit<RetryOptions, "onRetry">> = {
 };
 
 /**
- * Whether a call that failed with `code` may be tried again: Unavailable,
- * Aborted (for a mutating call: the same key is still running) and
- * ResourceExhausted always; DeadlineExceeded only for a call that does not
- * change state, since the gateway may have done the work.
+ * Whether a call that failed with `code` may be tried again: Unavailable
+ * and Aborted (for a mutating call: the same key is still running) always;
+ * ResourceExhausted only when the gateway said when to retry (`hinted`: a
+ * rate limit, not a body too large, which would fail again);
+ * DeadlineExceeded only for a call that does not change state, since the
+ * gateway may have done the work. The Go SDK decides the same way.
  */
-export function isRetryableCode(code: Code, mutating: boolean): boolean {
+export function isRetryableCode(code: Code, mutating: boolean, hinted = false): boolean {
   switch (code) {
     case Code.Unavailable:
     case Code.Aborted:
-    case Code.ResourceExhausted:
       return true;
+    case Code.ResourceExhausted:
+      return hinted;
     case Code.DeadlineExceeded:
       return !mutating;
     default:
@@ -126,7 +130,8 @@ const connectTimeoutHeader = "Connect-Timeout-Ms";
 
 /**
  * An interceptor that retries unary calls that failed with a retryable code
- * (see isRetryableCode), with exponential backoff and full jitter, at most
+ * (see isRetryableCode), with exponential backoff and full jitter (waiting
+ * at least what the gateway's RetryInfo or Retry-After asks), at most
  * maxAttempts times in all. It sends the same request, headers included, on
  * every attempt, so a mutating call keeps its Idempotency-Key and the
  * gateway replays the first answer rather than doing the work twice; a
@@ -156,10 +161,16 @@ export function retryInterceptor(options: RetryOptions = {}): Interceptor {
         return await next(req);
       } catch (e) {
         const error = ConnectError.from(e);
-        if (attempt >= o.maxAttempts || req.signal.aborted || !isRetryableCode(error.code, mutating)) {
+        const hintMs = retryDelayMs(error);
+        if (attempt >= o.maxAttempts || req.signal.aborted || !isRetryableCode(error.code, mutating, hintMs !== undefined)) {
           throw e;
         }
-        const delayMs = backoffDelayMs(attempt, o);
+        // The gateway's hint is a floor; one beyond the backoff cap ends
+        // the retries rather than stalling the caller.
+        if (hintMs !== undefined && hintMs > o.maxBackoffMs) {
+          throw e;
+        }
+        const delayMs = Math.max(backoffDelayMs(attempt, o), hintMs ?? 0);
         if (deadline !== undefined && Date.now() + delayMs >= deadline) {
           throw e;
         }

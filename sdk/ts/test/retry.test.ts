@@ -4,11 +4,14 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, beforeEach, describe, test } from "node:test";
+import { create } from "@bufbuild/protobuf";
+import { DurationSchema } from "@bufbuild/protobuf/wkt";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import {
   Code,
   ConnectError,
   IDEMPOTENCY_KEY_HEADER,
+  RetryInfoSchema,
   backoffDelayMs,
   createPlinth,
   customersv1,
@@ -28,8 +31,11 @@ interface Attempt {
 }
 
 let attempts: Attempt[] = [];
-/** The codes the next attempts fail with, in order; then they succeed. */
-let failures: Code[] = [];
+/**
+ * The codes the next attempts fail with, in order (with a RetryInfo delay
+ * in ms, for a hinted failure); then they succeed.
+ */
+let failures: (Code | { code: Code; retryDelayMs: number })[] = [];
 let server: Server;
 let baseUrl: string;
 
@@ -40,9 +46,15 @@ function record(procedure: string, header: Headers) {
     authorization: header.get("Authorization"),
     timeoutMs: header.get("Connect-Timeout-Ms"),
   });
-  const code = failures.shift();
-  if (code !== undefined) {
-    throw new ConnectError(`attempt ${attempts.length} fails`, code);
+  const f = failures.shift();
+  if (typeof f === "object") {
+    const delay = create(DurationSchema, { seconds: BigInt(Math.floor(f.retryDelayMs / 1000)), nanos: (f.retryDelayMs % 1000) * 1e6 });
+    throw new ConnectError(`attempt ${attempts.length} fails`, f.code, undefined, [
+      { desc: RetryInfoSchema, value: { retryDelay: delay } },
+    ]);
+  }
+  if (f !== undefined) {
+    throw new ConnectError(`attempt ${attempts.length} fails`, f);
   }
 }
 
@@ -94,7 +106,7 @@ async function failure(p: Promise<unknown>): Promise<ConnectError> {
 
 describe("retries", () => {
   test("a mutating call is retried on retryable codes with the same idempotency key", async () => {
-    failures = [Code.Unavailable, Code.Aborted, Code.ResourceExhausted];
+    failures = [Code.Unavailable, Code.Aborted, { code: Code.ResourceExhausted, retryDelayMs: 15 }];
     const { plinth, retries } = client();
     const res = await plinth.customers.signUpCustomer({ name: "Ada", email: "ada@example.com" });
     assert.equal(res.customer?.email, "ada@example.com");
@@ -111,6 +123,27 @@ describe("retries", () => {
       [2, Code.Aborted, "/plinth.customers.v1.CustomerService/SignUpCustomer"],
       [3, Code.ResourceExhausted, "/plinth.customers.v1.CustomerService/SignUpCustomer"],
     ]);
+  });
+
+  test("resource_exhausted is retried only when the gateway says when, and not sooner", async () => {
+    failures = [Code.ResourceExhausted];
+    let { plinth } = client();
+    const err = await failure(plinth.customers.signUpCustomer({ name: "Ada", email: "ada@example.com" }));
+    assert.equal(err.code, Code.ResourceExhausted);
+    assert.equal(attempts.length, 1, "a body too large (no hint) is not sent again");
+
+    attempts = [];
+    failures = [{ code: Code.ResourceExhausted, retryDelayMs: 18 }];
+    const c = client();
+    await c.plinth.customers.signUpCustomer({ name: "Ada", email: "ada@example.com" });
+    assert.equal(attempts.length, 2);
+    assert.ok(c.retries[0]!.delayMs >= 18, `waited ${c.retries[0]!.delayMs} ms, want at least the hint`);
+
+    attempts = [];
+    failures = [{ code: Code.ResourceExhausted, retryDelayMs: 60_000 }];
+    ({ plinth } = client());
+    await failure(plinth.customers.signUpCustomer({ name: "Ada", email: "ada@example.com" }));
+    assert.equal(attempts.length, 1, "a hint beyond the backoff cap ends the retries");
   });
 
   test("each call gets its own key, and a key the caller set is kept", async () => {

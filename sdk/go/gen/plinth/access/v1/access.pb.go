@@ -33,6 +33,7 @@ package accessv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -1243,7 +1244,7 @@ var File_plinth_access_v1_access_proto protoreflect.FileDescriptor
 
 const file_plinth_access_v1_access_proto_rawDesc = "" +
 	"\n" +
-	"\x1dplinth/access/v1/access.proto\x12\x10plinth.access.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fplinth/options/v1/options.proto\"\xa2\x01\n" +
+	"\x1dplinth/access/v1/access.proto\x12\x10plinth.access.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fplinth/options/v1/options.proto\"\xa2\x01\n" +
 	"\tPrincipal\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -1330,27 +1331,27 @@ const file_plinth_access_v1_access_proto_rawDesc = "" +
 	"\x19API_KEY_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14API_KEY_STATE_ACTIVE\x10\x01\x12\x19\n" +
 	"\x15API_KEY_STATE_EXPIRED\x10\x02\x12\x19\n" +
-	"\x15API_KEY_STATE_REVOKED\x10\x032\x82\r\n" +
-	"\rAccessService\x12\xc9\x01\n" +
-	"\x0fCreatePrincipal\x12(.plinth.access.v1.CreatePrincipalRequest\x1a).plinth.access.v1.CreatePrincipalResponse\"a\xca\xf3\x18]\n" +
-	"\x11security-platform\x12\faccess.write\x18\x01 \x02*6Create a principal: a service that calls the platform.\x12\xab\x01\n" +
-	"\fGetPrincipal\x12%.plinth.access.v1.GetPrincipalRequest\x1a&.plinth.access.v1.GetPrincipalResponse\"L\xca\xf3\x18E\n" +
-	"\x11security-platform\x12\vaccess.read \x02*!Get one principal with its roles.\x90\x02\x01\x12\xad\x01\n" +
-	"\x0eListPrincipals\x12'.plinth.access.v1.ListPrincipalsRequest\x1a(.plinth.access.v1.ListPrincipalsResponse\"H\xca\xf3\x18A\n" +
-	"\x11security-platform\x12\vaccess.read \x02*\x1dList principals page by page.\x90\x02\x01\x12\x9a\x01\n" +
-	"\tGrantRole\x12\".plinth.access.v1.GrantRoleRequest\x1a#.plinth.access.v1.GrantRoleResponse\"D\xca\xf3\x18@\n" +
-	"\x11security-platform\x12\faccess.write\x18\x01 \x02*\x19Grant a principal a role.\x12\xa1\x01\n" +
+	"\x15API_KEY_STATE_REVOKED\x10\x032\xf0\x0f\n" +
+	"\rAccessService\x12\xe2\x01\n" +
+	"\x0fCreatePrincipal\x12(.plinth.access.v1.CreatePrincipalRequest\x1a).plinth.access.v1.CreatePrincipalResponse\"z\xca\xf3\x18]\n" +
+	"\x11security-platform\x12\faccess.write\x18\x01 \x02*6Create a principal: a service that calls the platform.\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/principals\x12\xd0\x01\n" +
+	"\fGetPrincipal\x12%.plinth.access.v1.GetPrincipalRequest\x1a&.plinth.access.v1.GetPrincipalResponse\"q\xca\xf3\x18E\n" +
+	"\x11security-platform\x12\vaccess.read \x02*!Get one principal with its roles.\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/principals/{principal_id}\x90\x02\x01\x12\xc3\x01\n" +
+	"\x0eListPrincipals\x12'.plinth.access.v1.ListPrincipalsRequest\x1a(.plinth.access.v1.ListPrincipalsResponse\"^\xca\xf3\x18A\n" +
+	"\x11security-platform\x12\vaccess.read \x02*\x1dList principals page by page.\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/principals\x90\x02\x01\x12\xcc\x01\n" +
+	"\tGrantRole\x12\".plinth.access.v1.GrantRoleRequest\x1a#.plinth.access.v1.GrantRoleResponse\"v\xca\xf3\x18@\n" +
+	"\x11security-platform\x12\faccess.write\x18\x01 \x02*\x19Grant a principal a role.\x82\xd3\xe4\x93\x02,:\x01*\"'/v1/principals/{principal_id}:grantRole\x12\xd4\x01\n" +
 	"\n" +
-	"RevokeRole\x12#.plinth.access.v1.RevokeRoleRequest\x1a$.plinth.access.v1.RevokeRoleResponse\"H\xca\xf3\x18D\n" +
-	"\x11security-platform\x12\faccess.write\x18\x01 \x02*\x1dTake a role from a principal.\x12\xc0\x01\n" +
-	"\vIssueApiKey\x12$.plinth.access.v1.IssueApiKeyRequest\x1a%.plinth.access.v1.IssueApiKeyResponse\"d\xca\xf3\x18`\n" +
-	"\x11security-platform\x12\faccess.write\x18\x01 \x02*9Issue a principal an API key, whose secret is shown once.\x12\xca\x01\n" +
-	"\fRotateApiKey\x12%.plinth.access.v1.RotateApiKeyRequest\x1a&.plinth.access.v1.RotateApiKeyResponse\"k\xca\xf3\x18g\n" +
-	"\x11security-platform\x12\faccess.write\x18\x01 \x02*@Replace an API key, the old one working during a stated overlap.\x12\xba\x01\n" +
-	"\fRevokeApiKey\x12%.plinth.access.v1.RevokeApiKeyRequest\x1a&.plinth.access.v1.RevokeApiKeyResponse\"[\xca\xf3\x18W\n" +
-	"\x11security-platform\x12\faccess.write\x18\x01 \x02*0Revoke an API key, effective from the next call.\x12\xb8\x01\n" +
-	"\vListApiKeys\x12$.plinth.access.v1.ListApiKeysRequest\x1a%.plinth.access.v1.ListApiKeysResponse\"\\\xca\xf3\x18U\n" +
-	"\x11security-platform\x12\vaccess.read \x02*1List a principal's API keys, never their secrets.\x90\x02\x01B\xbd\x01\n" +
+	"RevokeRole\x12#.plinth.access.v1.RevokeRoleRequest\x1a$.plinth.access.v1.RevokeRoleResponse\"{\xca\xf3\x18D\n" +
+	"\x11security-platform\x12\faccess.write\x18\x01 \x02*\x1dTake a role from a principal.\x82\xd3\xe4\x93\x02-:\x01*\"(/v1/principals/{principal_id}:revokeRole\x12\xf1\x01\n" +
+	"\vIssueApiKey\x12$.plinth.access.v1.IssueApiKeyRequest\x1a%.plinth.access.v1.IssueApiKeyResponse\"\x94\x01\xca\xf3\x18`\n" +
+	"\x11security-platform\x12\faccess.write\x18\x01 \x02*9Issue a principal an API key, whose secret is shown once.\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/principals/{principal_id}/apiKeys\x12\xf5\x01\n" +
+	"\fRotateApiKey\x12%.plinth.access.v1.RotateApiKeyRequest\x1a&.plinth.access.v1.RotateApiKeyResponse\"\x95\x01\xca\xf3\x18g\n" +
+	"\x11security-platform\x12\faccess.write\x18\x01 \x02*@Replace an API key, the old one working during a stated overlap.\x82\xd3\xe4\x93\x02$:\x01*\"\x1f/v1/apiKeys/{api_key_id}:rotate\x12\xe5\x01\n" +
+	"\fRevokeApiKey\x12%.plinth.access.v1.RevokeApiKeyRequest\x1a&.plinth.access.v1.RevokeApiKeyResponse\"\x85\x01\xca\xf3\x18W\n" +
+	"\x11security-platform\x12\faccess.write\x18\x01 \x02*0Revoke an API key, effective from the next call.\x82\xd3\xe4\x93\x02$:\x01*\"\x1f/v1/apiKeys/{api_key_id}:revoke\x12\xe6\x01\n" +
+	"\vListApiKeys\x12$.plinth.access.v1.ListApiKeysRequest\x1a%.plinth.access.v1.ListApiKeysResponse\"\x89\x01\xca\xf3\x18U\n" +
+	"\x11security-platform\x12\vaccess.read \x02*1List a principal's API keys, never their secrets.\x82\xd3\xe4\x93\x02'\x12%/v1/principals/{principal_id}/apiKeys\x90\x02\x01B\xbd\x01\n" +
 	"\x14com.plinth.access.v1B\vAccessProtoP\x01Z6plinth.dev/plinth/sdk/go/gen/plinth/access/v1;accessv1\xa2\x02\x03PAX\xaa\x02\x10Plinth.Access.V1\xca\x02\x10Plinth\\Access\\V1\xe2\x02\x1cPlinth\\Access\\V1\\GPBMetadata\xea\x02\x12Plinth::Access::V1b\x06proto3"
 
 var (

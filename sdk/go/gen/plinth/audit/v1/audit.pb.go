@@ -31,6 +31,7 @@ package auditv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -513,7 +514,7 @@ var File_plinth_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_plinth_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x1bplinth/audit/v1/audit.proto\x12\x0fplinth.audit.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fplinth/options/v1/options.proto\"\xcf\x02\n" +
+	"\x1bplinth/audit/v1/audit.proto\x12\x0fplinth.audit.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fplinth/options/v1/options.proto\"\xcf\x02\n" +
 	"\vAuditRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x03R\bsequence\x12.\n" +
@@ -553,17 +554,17 @@ const file_plinth_audit_v1_audit_proto_rawDesc = "" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12'\n" +
 	"\x0frecords_checked\x18\x02 \x01(\x03R\x0erecordsChecked\x122\n" +
 	"\x15first_broken_sequence\x18\x03 \x01(\x03R\x13firstBrokenSequence\x12\x18\n" +
-	"\aproblem\x18\x04 \x01(\tR\aproblem2\xbe\x04\n" +
-	"\fAuditService\x12\xc1\x01\n" +
-	"\x10ListAuditRecords\x12(.plinth.audit.v1.ListAuditRecordsRequest\x1a).plinth.audit.v1.ListAuditRecordsResponse\"X\xca\xf3\x18Q\n" +
+	"\aproblem\x18\x04 \x01(\tR\aproblem2\x97\x05\n" +
+	"\fAuditService\x12\xda\x01\n" +
+	"\x10ListAuditRecords\x12(.plinth.audit.v1.ListAuditRecordsRequest\x1a).plinth.audit.v1.ListAuditRecordsResponse\"q\xca\xf3\x18Q\n" +
 	"\x11security-platform\x12\n" +
-	"audit.read \x02*.List audit records page by page, oldest first.\x90\x02\x01\x12\xa2\x01\n" +
-	"\x0eGetAuditRecord\x12&.plinth.audit.v1.GetAuditRecordRequest\x1a'.plinth.audit.v1.GetAuditRecordResponse\"?\xca\xf3\x188\n" +
+	"audit.read \x02*.List audit records page by page, oldest first.\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/audit/records\x90\x02\x01\x12\xc7\x01\n" +
+	"\x0eGetAuditRecord\x12&.plinth.audit.v1.GetAuditRecordRequest\x1a'.plinth.audit.v1.GetAuditRecordResponse\"d\xca\xf3\x188\n" +
 	"\x11security-platform\x12\n" +
-	"audit.read \x02*\x15Get one audit record.\x90\x02\x01\x12\xc4\x01\n" +
-	"\x10VerifyAuditChain\x12(.plinth.audit.v1.VerifyAuditChainRequest\x1a).plinth.audit.v1.VerifyAuditChainResponse\"[\xca\xf3\x18T\n" +
+	"audit.read \x02*\x15Get one audit record.\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/audit/records/{record_id}\x90\x02\x01\x12\xdf\x01\n" +
+	"\x10VerifyAuditChain\x12(.plinth.audit.v1.VerifyAuditChainRequest\x1a).plinth.audit.v1.VerifyAuditChainResponse\"v\xca\xf3\x18T\n" +
 	"\x11security-platform\x12\n" +
-	"audit.read \x02*1Check that no audit record was edited or deleted.\x90\x02\x01B\xb5\x01\n" +
+	"audit.read \x02*1Check that no audit record was edited or deleted.\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/audit:verify\x90\x02\x01B\xb5\x01\n" +
 	"\x13com.plinth.audit.v1B\n" +
 	"AuditProtoP\x01Z4plinth.dev/plinth/sdk/go/gen/plinth/audit/v1;auditv1\xa2\x02\x03PAX\xaa\x02\x0fPlinth.Audit.V1\xca\x02\x0fPlinth\\Audit\\V1\xe2\x02\x1bPlinth\\Audit\\V1\\GPBMetadata\xea\x02\x11Plinth::Audit::V1b\x06proto3"
 

@@ -26,6 +26,7 @@ package customersv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -1450,7 +1451,7 @@ var File_plinth_customers_v1_customers_proto protoreflect.FileDescriptor
 
 const file_plinth_customers_v1_customers_proto_rawDesc = "" +
 	"\n" +
-	"#plinth/customers/v1/customers.proto\x12\x13plinth.customers.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fplinth/options/v1/options.proto\"\xc4\x03\n" +
+	"#plinth/customers/v1/customers.proto\x12\x13plinth.customers.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fplinth/options/v1/options.proto\"\xc4\x03\n" +
 	"\bCustomer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x128\n" +
 	"\x05state\x18\x02 \x01(\x0e2\".plinth.customers.v1.CustomerStateR\x05state\x12!\n" +
@@ -1560,30 +1561,30 @@ const file_plinth_customers_v1_customers_proto_rawDesc = "" +
 	"\x17CUSTOMER_STATE_APPROVED\x10\x02\x12\x1b\n" +
 	"\x17CUSTOMER_STATE_REJECTED\x10\x03\x12\x1c\n" +
 	"\x18CUSTOMER_STATE_SUSPENDED\x10\x04\x12\x19\n" +
-	"\x15CUSTOMER_STATE_CLOSED\x10\x052\xaf\x11\n" +
-	"\x0fCustomerService\x12\xcd\x01\n" +
-	"\x0eSignUpCustomer\x12*.plinth.customers.v1.SignUpCustomerRequest\x1a+.plinth.customers.v1.SignUpCustomerResponse\"b\xca\xf3\x18^\n" +
-	"\x11customer-platform\x12\x0fcustomers.write\x18\x01 \x02*4Sign up a new customer, who starts pending approval.\x12\xa7\x01\n" +
-	"\vGetCustomer\x12'.plinth.customers.v1.GetCustomerRequest\x1a(.plinth.customers.v1.GetCustomerResponse\"E\xca\xf3\x18>\n" +
-	"\x11customer-platform\x12\x0ecustomers.read \x02*\x17Get one customer by id.\x90\x02\x01\x12\xd6\x01\n" +
-	"\rListCustomers\x12).plinth.customers.v1.ListCustomersRequest\x1a*.plinth.customers.v1.ListCustomersResponse\"n\xca\xf3\x18g\n" +
-	"\x11customer-platform\x12\x0ecustomers.read \x02*@List customers page by page, optionally only those in one state.\x90\x02\x01\x12\xf0\x01\n" +
-	"\x15UpdateCustomerProfile\x121.plinth.customers.v1.UpdateCustomerProfileRequest\x1a2.plinth.customers.v1.UpdateCustomerProfileResponse\"p\xca\xf3\x18l\n" +
-	"\x11customer-platform\x12\x0fcustomers.write\x18\x01 \x02*BChange a customer's name, phone, date of birth, address or tax id.\x12\xc2\x01\n" +
-	"\x13ChangeCustomerEmail\x12/.plinth.customers.v1.ChangeCustomerEmailRequest\x1a0.plinth.customers.v1.ChangeCustomerEmailResponse\"H\xca\xf3\x18D\n" +
-	"\x11customer-platform\x12\x0fcustomers.write\x18\x01 \x02*\x1aChange a customer's email.\x12\xcb\x01\n" +
-	"\x13FindCustomerByEmail\x12/.plinth.customers.v1.FindCustomerByEmailRequest\x1a0.plinth.customers.v1.FindCustomerByEmailResponse\"Q\xca\xf3\x18J\n" +
-	"\x11customer-platform\x12\x0ecustomers.read \x02*#Find the customer who has an email.\x90\x02\x01\x12\xb8\x01\n" +
-	"\x0fApproveCustomer\x12+.plinth.customers.v1.ApproveCustomerRequest\x1a,.plinth.customers.v1.ApproveCustomerResponse\"J\xca\xf3\x18F\n" +
-	"\x11customer-platform\x12\x10customers.review\x18\x01 \x02*\x1bApprove a pending customer.\x12\xc3\x01\n" +
-	"\x0eRejectCustomer\x12*.plinth.customers.v1.RejectCustomerRequest\x1a+.plinth.customers.v1.RejectCustomerResponse\"X\xca\xf3\x18T\n" +
-	"\x11customer-platform\x12\x10customers.review\x18\x01 \x02*)Reject a pending customer, with a reason.\x12\xc9\x01\n" +
-	"\x0fSuspendCustomer\x12+.plinth.customers.v1.SuspendCustomerRequest\x1a,.plinth.customers.v1.SuspendCustomerResponse\"[\xca\xf3\x18W\n" +
-	"\x11customer-platform\x12\x10customers.review\x18\x01 \x02*,Suspend an approved customer, with a reason.\x12\xc2\x01\n" +
-	"\x11ReinstateCustomer\x12-.plinth.customers.v1.ReinstateCustomerRequest\x1a..plinth.customers.v1.ReinstateCustomerResponse\"N\xca\xf3\x18J\n" +
-	"\x11customer-platform\x12\x10customers.review\x18\x01 \x02*\x1fReinstate a suspended customer.\x12\xb0\x01\n" +
-	"\rCloseCustomer\x12).plinth.customers.v1.CloseCustomerRequest\x1a*.plinth.customers.v1.CloseCustomerResponse\"H\xca\xf3\x18D\n" +
-	"\x11customer-platform\x12\x0fcustomers.write\x18\x01 \x02*\x1aClose a customer for good.B\xd5\x01\n" +
+	"\x15CUSTOMER_STATE_CLOSED\x10\x052\xe4\x14\n" +
+	"\x0fCustomerService\x12\xe5\x01\n" +
+	"\x0eSignUpCustomer\x12*.plinth.customers.v1.SignUpCustomerRequest\x1a+.plinth.customers.v1.SignUpCustomerResponse\"z\xca\xf3\x18^\n" +
+	"\x11customer-platform\x12\x0fcustomers.write\x18\x01 \x02*4Sign up a new customer, who starts pending approval.\x82\xd3\xe4\x93\x02\x12:\x01*\"\r/v1/customers\x12\xca\x01\n" +
+	"\vGetCustomer\x12'.plinth.customers.v1.GetCustomerRequest\x1a(.plinth.customers.v1.GetCustomerResponse\"h\xca\xf3\x18>\n" +
+	"\x11customer-platform\x12\x0ecustomers.read \x02*\x17Get one customer by id.\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/customers/{customer_id}\x90\x02\x01\x12\xec\x01\n" +
+	"\rListCustomers\x12).plinth.customers.v1.ListCustomersRequest\x1a*.plinth.customers.v1.ListCustomersResponse\"\x83\x01\xca\xf3\x18g\n" +
+	"\x11customer-platform\x12\x0ecustomers.read \x02*@List customers page by page, optionally only those in one state.\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/customers\x90\x02\x01\x12\x97\x02\n" +
+	"\x15UpdateCustomerProfile\x121.plinth.customers.v1.UpdateCustomerProfileRequest\x1a2.plinth.customers.v1.UpdateCustomerProfileResponse\"\x96\x01\xca\xf3\x18l\n" +
+	"\x11customer-platform\x12\x0fcustomers.write\x18\x01 \x02*BChange a customer's name, phone, date of birth, address or tax id.\x82\xd3\xe4\x93\x02 :\x01*2\x1b/v1/customers/{customer_id}\x12\xf4\x01\n" +
+	"\x13ChangeCustomerEmail\x12/.plinth.customers.v1.ChangeCustomerEmailRequest\x1a0.plinth.customers.v1.ChangeCustomerEmailResponse\"z\xca\xf3\x18D\n" +
+	"\x11customer-platform\x12\x0fcustomers.write\x18\x01 \x02*\x1aChange a customer's email.\x82\xd3\xe4\x93\x02,:\x01*\"'/v1/customers/{customer_id}:changeEmail\x12\xef\x01\n" +
+	"\x13FindCustomerByEmail\x12/.plinth.customers.v1.FindCustomerByEmailRequest\x1a0.plinth.customers.v1.FindCustomerByEmailResponse\"u\xca\xf3\x18J\n" +
+	"\x11customer-platform\x12\x0ecustomers.read \x02*#Find the customer who has an email.\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/customers:findByEmail\x90\x02\x01\x12\xe6\x01\n" +
+	"\x0fApproveCustomer\x12+.plinth.customers.v1.ApproveCustomerRequest\x1a,.plinth.customers.v1.ApproveCustomerResponse\"x\xca\xf3\x18F\n" +
+	"\x11customer-platform\x12\x10customers.review\x18\x01 \x02*\x1bApprove a pending customer.\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/customers/{customer_id}:approve\x12\xf1\x01\n" +
+	"\x0eRejectCustomer\x12*.plinth.customers.v1.RejectCustomerRequest\x1a+.plinth.customers.v1.RejectCustomerResponse\"\x85\x01\xca\xf3\x18T\n" +
+	"\x11customer-platform\x12\x10customers.review\x18\x01 \x02*)Reject a pending customer, with a reason.\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/customers/{customer_id}:reject\x12\xf8\x01\n" +
+	"\x0fSuspendCustomer\x12+.plinth.customers.v1.SuspendCustomerRequest\x1a,.plinth.customers.v1.SuspendCustomerResponse\"\x89\x01\xca\xf3\x18W\n" +
+	"\x11customer-platform\x12\x10customers.review\x18\x01 \x02*,Suspend an approved customer, with a reason.\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/customers/{customer_id}:suspend\x12\xf2\x01\n" +
+	"\x11ReinstateCustomer\x12-.plinth.customers.v1.ReinstateCustomerRequest\x1a..plinth.customers.v1.ReinstateCustomerResponse\"~\xca\xf3\x18J\n" +
+	"\x11customer-platform\x12\x10customers.review\x18\x01 \x02*\x1fReinstate a suspended customer.\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/customers/{customer_id}:reinstate\x12\xdc\x01\n" +
+	"\rCloseCustomer\x12).plinth.customers.v1.CloseCustomerRequest\x1a*.plinth.customers.v1.CloseCustomerResponse\"t\xca\xf3\x18D\n" +
+	"\x11customer-platform\x12\x0fcustomers.write\x18\x01 \x02*\x1aClose a customer for good.\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/customers/{customer_id}:closeB\xd5\x01\n" +
 	"\x17com.plinth.customers.v1B\x0eCustomersProtoP\x01Z<plinth.dev/plinth/sdk/go/gen/plinth/customers/v1;customersv1\xa2\x02\x03PCX\xaa\x02\x13Plinth.Customers.V1\xca\x02\x13Plinth\\Customers\\V1\xe2\x02\x1fPlinth\\Customers\\V1\\GPBMetadata\xea\x02\x15Plinth::Customers::V1b\x06proto3"
 
 var (

@@ -33,6 +33,7 @@ package ledgerv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -2399,7 +2400,7 @@ var File_plinth_ledger_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_plinth_ledger_v1_ledger_proto_rawDesc = "" +
 	"\n" +
-	"\x1dplinth/ledger/v1/ledger.proto\x12\x10plinth.ledger.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fplinth/options/v1/options.proto\"\xf5\x03\n" +
+	"\x1dplinth/ledger/v1/ledger.proto\x12\x10plinth.ledger.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fplinth/options/v1/options.proto\"\xf5\x03\n" +
 	"\rLedgerAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bcurrency\x18\x02 \x01(\tR\bcurrency\x12\x1f\n" +
@@ -2587,41 +2588,41 @@ const file_plinth_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x11HOLD_STATE_ACTIVE\x10\x01\x12\x17\n" +
 	"\x13HOLD_STATE_CAPTURED\x10\x02\x12\x17\n" +
 	"\x13HOLD_STATE_RELEASED\x10\x03\x12\x16\n" +
-	"\x12HOLD_STATE_EXPIRED\x10\x042\xd4\x18\n" +
-	"\rLedgerService\x12\xc6\x01\n" +
-	"\x11OpenLedgerAccount\x12*.plinth.ledger.v1.OpenLedgerAccountRequest\x1a+.plinth.ledger.v1.OpenLedgerAccountResponse\"X\xca\xf3\x18T\n" +
-	"\x0fledger-platform\x12\x15ledger.accounts.write\x18\x01 \x02*&Open a ledger account in one currency.\x12\xbd\x01\n" +
-	"\x10GetLedgerAccount\x12).plinth.ledger.v1.GetLedgerAccountRequest\x1a*.plinth.ledger.v1.GetLedgerAccountResponse\"R\xca\xf3\x18K\n" +
-	"\x0fledger-platform\x12\vledger.read \x02*)Get one ledger account with its balances.\x90\x02\x01\x12\xcf\x01\n" +
-	"\x12ListLedgerAccounts\x12+.plinth.ledger.v1.ListLedgerAccountsRequest\x1a,.plinth.ledger.v1.ListLedgerAccountsResponse\"^\xca\xf3\x18W\n" +
-	"\x0fledger-platform\x12\vledger.read \x02*5List ledger accounts, optionally only one customer's.\x90\x02\x01\x12\xb1\x01\n" +
+	"\x12HOLD_STATE_EXPIRED\x10\x042\xc7\x1d\n" +
+	"\rLedgerService\x12\xe4\x01\n" +
+	"\x11OpenLedgerAccount\x12*.plinth.ledger.v1.OpenLedgerAccountRequest\x1a+.plinth.ledger.v1.OpenLedgerAccountResponse\"v\xca\xf3\x18T\n" +
+	"\x0fledger-platform\x12\x15ledger.accounts.write\x18\x01 \x02*&Open a ledger account in one currency.\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/ledger/accounts\x12\xe5\x01\n" +
+	"\x10GetLedgerAccount\x12).plinth.ledger.v1.GetLedgerAccountRequest\x1a*.plinth.ledger.v1.GetLedgerAccountResponse\"z\xca\xf3\x18K\n" +
+	"\x0fledger-platform\x12\vledger.read \x02*)Get one ledger account with its balances.\x82\xd3\xe4\x93\x02\"\x12 /v1/ledger/accounts/{account_id}\x90\x02\x01\x12\xea\x01\n" +
+	"\x12ListLedgerAccounts\x12+.plinth.ledger.v1.ListLedgerAccountsRequest\x1a,.plinth.ledger.v1.ListLedgerAccountsResponse\"y\xca\xf3\x18W\n" +
+	"\x0fledger-platform\x12\vledger.read \x02*5List ledger accounts, optionally only one customer's.\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/ledger/accounts\x90\x02\x01\x12\xe2\x01\n" +
 	"\n" +
-	"GetBalance\x12#.plinth.ledger.v1.GetBalanceRequest\x1a$.plinth.ledger.v1.GetBalanceResponse\"X\xca\xf3\x18Q\n" +
-	"\x0fledger-platform\x12\vledger.read \x02*/Get an account's posted and available balances.\x90\x02\x01\x12\xbd\x01\n" +
-	"\fGetBalanceAt\x12%.plinth.ledger.v1.GetBalanceAtRequest\x1a&.plinth.ledger.v1.GetBalanceAtResponse\"^\xca\xf3\x18W\n" +
-	"\x0fledger-platform\x12\vledger.read \x02*5Get an account's posted balance as of a past instant.\x90\x02\x01\x12\xbc\x01\n" +
-	"\tMoveMoney\x12\".plinth.ledger.v1.MoveMoneyRequest\x1a#.plinth.ledger.v1.MoveMoneyResponse\"f\xca\xf3\x18b\n" +
-	"\x0fledger-platform\x12\x16ledger.transfers.write\x18\x01 \x02*3Move money between accounts in one atomic transfer.\x12\xa4\x01\n" +
-	"\vGetTransfer\x12$.plinth.ledger.v1.GetTransferRequest\x1a%.plinth.ledger.v1.GetTransferResponse\"H\xca\xf3\x18A\n" +
-	"\x0fledger-platform\x12\vledger.read \x02*\x1fGet one transfer with its legs.\x90\x02\x01\x12\xc6\x01\n" +
-	"\rListTransfers\x12&.plinth.ledger.v1.ListTransfersRequest\x1a'.plinth.ledger.v1.ListTransfersResponse\"d\xca\xf3\x18]\n" +
-	"\x0fledger-platform\x12\vledger.read \x02*;List transfers, optionally only those touching one account.\x90\x02\x01\x12\xca\x01\n" +
-	"\x0fReverseTransfer\x12(.plinth.ledger.v1.ReverseTransferRequest\x1a).plinth.ledger.v1.ReverseTransferResponse\"b\xca\xf3\x18^\n" +
-	"\x0fledger-platform\x12\x16ledger.transfers.write\x18\x01 \x02*/Undo a transfer with one compensating transfer.\x12\xb9\x01\n" +
-	"\tHoldFunds\x12\".plinth.ledger.v1.HoldFundsRequest\x1a#.plinth.ledger.v1.HoldFundsResponse\"c\xca\xf3\x18_\n" +
-	"\x0fledger-platform\x12\x16ledger.transfers.write\x18\x01 \x02*0Reserve money in an account for a later capture.\x12\xc4\x01\n" +
-	"\vCaptureHold\x12$.plinth.ledger.v1.CaptureHoldRequest\x1a%.plinth.ledger.v1.CaptureHoldResponse\"h\xca\xf3\x18d\n" +
-	"\x0fledger-platform\x12\x16ledger.transfers.write\x18\x01 \x02*5Move all or part of a held amount to another account.\x12\xb0\x01\n" +
-	"\vReleaseHold\x12$.plinth.ledger.v1.ReleaseHoldRequest\x1a%.plinth.ledger.v1.ReleaseHoldResponse\"T\xca\xf3\x18P\n" +
-	"\x0fledger-platform\x12\x16ledger.transfers.write\x18\x01 \x02*!Free a hold without moving money.\x12\xc2\x01\n" +
-	"\x12ListAccountEntries\x12+.plinth.ledger.v1.ListAccountEntriesRequest\x1a,.plinth.ledger.v1.ListAccountEntriesResponse\"Q\xca\xf3\x18J\n" +
-	"\x0fledger-platform\x12\vledger.read \x02*(List an account's entries, oldest first.\x90\x02\x01\x12\xd0\x01\n" +
-	"\x13FreezeLedgerAccount\x12,.plinth.ledger.v1.FreezeLedgerAccountRequest\x1a-.plinth.ledger.v1.FreezeLedgerAccountResponse\"\\\xca\xf3\x18X\n" +
-	"\x0fledger-platform\x12\x15ledger.accounts.write\x18\x01 \x02**Stop money moving in or out of an account.\x12\xd5\x01\n" +
-	"\x15UnfreezeLedgerAccount\x12..plinth.ledger.v1.UnfreezeLedgerAccountRequest\x1a/.plinth.ledger.v1.UnfreezeLedgerAccountResponse\"[\xca\xf3\x18W\n" +
-	"\x0fledger-platform\x12\x15ledger.accounts.write\x18\x01 \x02*)Let money move again in a frozen account.\x12\xd1\x01\n" +
-	"\x12CloseLedgerAccount\x12+.plinth.ledger.v1.CloseLedgerAccountRequest\x1a,.plinth.ledger.v1.CloseLedgerAccountResponse\"`\xca\xf3\x18\\\n" +
-	"\x0fledger-platform\x12\x15ledger.accounts.write\x18\x01 \x02*.Close an account with a zero balance for good.B\xbd\x01\n" +
+	"GetBalance\x12#.plinth.ledger.v1.GetBalanceRequest\x1a$.plinth.ledger.v1.GetBalanceResponse\"\x88\x01\xca\xf3\x18Q\n" +
+	"\x0fledger-platform\x12\vledger.read \x02*/Get an account's posted and available balances.\x82\xd3\xe4\x93\x02*\x12(/v1/ledger/accounts/{account_id}/balance\x90\x02\x01\x12\xf3\x01\n" +
+	"\fGetBalanceAt\x12%.plinth.ledger.v1.GetBalanceAtRequest\x1a&.plinth.ledger.v1.GetBalanceAtResponse\"\x93\x01\xca\xf3\x18W\n" +
+	"\x0fledger-platform\x12\vledger.read \x02*5Get an account's posted balance as of a past instant.\x82\xd3\xe4\x93\x02/\x12-/v1/ledger/accounts/{account_id}/balance:asOf\x90\x02\x01\x12\xd4\x01\n" +
+	"\tMoveMoney\x12\".plinth.ledger.v1.MoveMoneyRequest\x1a#.plinth.ledger.v1.MoveMoneyResponse\"~\xca\xf3\x18b\n" +
+	"\x0fledger-platform\x12\x16ledger.transfers.write\x18\x01 \x02*3Move money between accounts in one atomic transfer.\x82\xd3\xe4\x93\x02\x12:\x01*\"\r/v1/transfers\x12\xc7\x01\n" +
+	"\vGetTransfer\x12$.plinth.ledger.v1.GetTransferRequest\x1a%.plinth.ledger.v1.GetTransferResponse\"k\xca\xf3\x18A\n" +
+	"\x0fledger-platform\x12\vledger.read \x02*\x1fGet one transfer with its legs.\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/transfers/{transfer_id}\x90\x02\x01\x12\xdb\x01\n" +
+	"\rListTransfers\x12&.plinth.ledger.v1.ListTransfersRequest\x1a'.plinth.ledger.v1.ListTransfersResponse\"y\xca\xf3\x18]\n" +
+	"\x0fledger-platform\x12\vledger.read \x02*;List transfers, optionally only those touching one account.\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/transfers\x90\x02\x01\x12\xf9\x01\n" +
+	"\x0fReverseTransfer\x12(.plinth.ledger.v1.ReverseTransferRequest\x1a).plinth.ledger.v1.ReverseTransferResponse\"\x90\x01\xca\xf3\x18^\n" +
+	"\x0fledger-platform\x12\x16ledger.transfers.write\x18\x01 \x02*/Undo a transfer with one compensating transfer.\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/transfers/{transfer_id}:reverse\x12\xcd\x01\n" +
+	"\tHoldFunds\x12\".plinth.ledger.v1.HoldFundsRequest\x1a#.plinth.ledger.v1.HoldFundsResponse\"w\xca\xf3\x18_\n" +
+	"\x0fledger-platform\x12\x16ledger.transfers.write\x18\x01 \x02*0Reserve money in an account for a later capture.\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/holds\x12\xeb\x01\n" +
+	"\vCaptureHold\x12$.plinth.ledger.v1.CaptureHoldRequest\x1a%.plinth.ledger.v1.CaptureHoldResponse\"\x8e\x01\xca\xf3\x18d\n" +
+	"\x0fledger-platform\x12\x16ledger.transfers.write\x18\x01 \x02*5Move all or part of a held amount to another account.\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/holds/{hold_id}:capture\x12\xd6\x01\n" +
+	"\vReleaseHold\x12$.plinth.ledger.v1.ReleaseHoldRequest\x1a%.plinth.ledger.v1.ReleaseHoldResponse\"z\xca\xf3\x18P\n" +
+	"\x0fledger-platform\x12\x16ledger.transfers.write\x18\x01 \x02*!Free a hold without moving money.\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/holds/{hold_id}:release\x12\xf3\x01\n" +
+	"\x12ListAccountEntries\x12+.plinth.ledger.v1.ListAccountEntriesRequest\x1a,.plinth.ledger.v1.ListAccountEntriesResponse\"\x81\x01\xca\xf3\x18J\n" +
+	"\x0fledger-platform\x12\vledger.read \x02*(List an account's entries, oldest first.\x82\xd3\xe4\x93\x02*\x12(/v1/ledger/accounts/{account_id}/entries\x90\x02\x01\x12\x83\x02\n" +
+	"\x13FreezeLedgerAccount\x12,.plinth.ledger.v1.FreezeLedgerAccountRequest\x1a-.plinth.ledger.v1.FreezeLedgerAccountResponse\"\x8e\x01\xca\xf3\x18X\n" +
+	"\x0fledger-platform\x12\x15ledger.accounts.write\x18\x01 \x02**Stop money moving in or out of an account.\x82\xd3\xe4\x93\x02,:\x01*\"'/v1/ledger/accounts/{account_id}:freeze\x12\x8a\x02\n" +
+	"\x15UnfreezeLedgerAccount\x12..plinth.ledger.v1.UnfreezeLedgerAccountRequest\x1a/.plinth.ledger.v1.UnfreezeLedgerAccountResponse\"\x8f\x01\xca\xf3\x18W\n" +
+	"\x0fledger-platform\x12\x15ledger.accounts.write\x18\x01 \x02*)Let money move again in a frozen account.\x82\xd3\xe4\x93\x02.:\x01*\")/v1/ledger/accounts/{account_id}:unfreeze\x12\x83\x02\n" +
+	"\x12CloseLedgerAccount\x12+.plinth.ledger.v1.CloseLedgerAccountRequest\x1a,.plinth.ledger.v1.CloseLedgerAccountResponse\"\x91\x01\xca\xf3\x18\\\n" +
+	"\x0fledger-platform\x12\x15ledger.accounts.write\x18\x01 \x02*.Close an account with a zero balance for good.\x82\xd3\xe4\x93\x02+:\x01*\"&/v1/ledger/accounts/{account_id}:closeB\xbd\x01\n" +
 	"\x14com.plinth.ledger.v1B\vLedgerProtoP\x01Z6plinth.dev/plinth/sdk/go/gen/plinth/ledger/v1;ledgerv1\xa2\x02\x03PLX\xaa\x02\x10Plinth.Ledger.V1\xca\x02\x10Plinth\\Ledger\\V1\xe2\x02\x1cPlinth\\Ledger\\V1\\GPBMetadata\xea\x02\x12Plinth::Ledger::V1b\x06proto3"
 
 var (
