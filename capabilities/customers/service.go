@@ -93,9 +93,10 @@ func NewService(store Store, opts ...Option) *Service {
 }
 
 // CaseInsensitiveEmailKey is the default email index: the email in lower
-// case, so that uniqueness and lookups ignore case. Sealing PII (issue 4)
-// replaces it with a keyed blind index of the same normalised form, so that
-// stores never hold an email in the clear.
+// case, so that uniqueness and lookups ignore case. It suits the memory
+// store only: a store that keeps data outside memory implements EmailKeyer
+// with a keyed blind index of the same normalised form (the postgres store
+// does), so that it never holds an email in the clear.
 func CaseInsensitiveEmailKey(email string) string {
 	return strings.ToLower(strings.TrimSpace(email))
 }

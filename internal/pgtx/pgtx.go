@@ -123,8 +123,12 @@ func IsRetryable(err error) bool {
 //     the caller may retry later;
 //   - a serialization failure or deadlock becomes a *domainerr.AbortedError:
 //     the caller may retry now;
-//   - the end of the caller's own context, and anything else, stays what it
-//     is (wrapped with op), which the gateway answers as Internal.
+//   - when the caller's own context has ended, the error wraps that
+//     context's error too, whatever the database said (a statement canceled
+//     on the server, a closed connection), so the gateway answers Canceled
+//     or DeadlineExceeded rather than Internal;
+//   - anything else stays what it is (wrapped with op), which the gateway
+//     answers as Internal.
 //
 // Domain errors pass through untouched.
 func Classify(ctx context.Context, op string, err error) error {
@@ -137,7 +141,7 @@ func Classify(ctx context.Context, op string, err error) error {
 	wrapped := fmt.Errorf("%s: %w", op, err)
 	switch {
 	case ctx.Err() != nil:
-		return wrapped
+		return fmt.Errorf("%s: %w: %w", op, ctx.Err(), err)
 	case IsRetryable(err):
 		return &domainerr.AbortedError{Err: wrapped}
 	case ConnectionLost(err):

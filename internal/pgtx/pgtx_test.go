@@ -129,4 +129,10 @@ func TestClassify(t *testing.T) {
 	if err := pgtx.Classify(canceled, "op", &pgconn.PgError{Code: "57P01"}); errors.As(err, &unavailable) {
 		t.Error("the caller giving up was called Unavailable")
 	}
+	// A statement canceled on the server because the caller gave up is
+	// the caller's end, not a failure of the database.
+	queryCanceled := &pgconn.PgError{Code: "57014"}
+	if err := pgtx.Classify(canceled, "op", queryCanceled); !errors.Is(err, context.Canceled) || !errors.Is(err, queryCanceled) {
+		t.Errorf("a canceled statement of a canceled call = %v, want it to wrap context.Canceled and the database's error", err)
+	}
 }
