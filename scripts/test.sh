@@ -4,7 +4,8 @@
 # code-generation tools and npm packages, a Vault server built from source
 # once and cached), checks the contracts and the generated code, formatting
 # and vet, then runs the Go tests with the race detector (PostgreSQL, Vault,
-# the browser and e2e included) and the TypeScript SDK's tests against the
+# the browser and e2e included), every fuzz target for a bounded time
+# (FUZZTIME, 5s each by default), and the TypeScript SDK's tests against the
 # real gateway. Tests that need PostgreSQL, Vault or the browser fail here
 # rather than skip.
 set -euo pipefail
@@ -63,6 +64,9 @@ step "go test (race detector; PostgreSQL and e2e included)"
 export PLINTH_TEST_REQUIRE_POSTGRES=1 PLINTH_TEST_REQUIRE_VAULT=1 PLINTH_TEST_REQUIRE_BROWSER=1
 go test -race -count=1 ./...
 (cd sdk/go && go test -race -count=1 ./...)
+
+step "fuzz: every fuzz target for ${FUZZTIME:=5s} (their seed corpora ran above with go test)"
+FUZZTIME=$FUZZTIME bash scripts/fuzz.sh
 
 step "the TypeScript SDK (sdk/ts) against the real gateway"
 bash scripts/test-ts.sh
