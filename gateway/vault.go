@@ -13,8 +13,6 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/api/auth/approle"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"plinth.dev/plinth/internal/pgcreds"
@@ -183,13 +181,13 @@ func OpenPostgres(ctx context.Context, cfg Config, log *slog.Logger) (_ *pgxpool
 	}
 	pc.MaxConns = int32(cfg.Postgres.MaxConns)
 	// A call canceled mid-statement (its client went away, or its time ran
-	// out) cancels the statement on the server and keeps the connection,
-	// instead of pgx's default of closing it: the fault tests saw 20
-	// canceled calls cost 18 reconnects. The deadline still closes a
-	// connection whose server does not answer the cancel.
-	pc.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
-		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: 2 * time.Second}
-	}
+	// out) costs its connection: pgx's default closes it. Sending the server
+	// a cancel request instead (pgconn.CancelRequestContextWatcherHandler)
+	// keeps the connection but was tried and reverted: PostgreSQL acts on a
+	// cancel request asynchronously, so one could land on the next call's
+	// statement once the connection was back in the pool, and the fault
+	// tests saw innocent calls fail with "canceling statement due to user
+	// request".
 	if cfg.Postgres.Credentials != "vault" {
 		pool, err := pgxpool.NewWithConfig(ctx, pc)
 		if err != nil {
