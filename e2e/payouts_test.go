@@ -16,6 +16,7 @@ import (
 	customersv1 "plinth.dev/plinth/sdk/go/gen/plinth/customers/v1"
 	ledgerv1 "plinth.dev/plinth/sdk/go/gen/plinth/ledger/v1"
 	"plinth.dev/plinth/sdk/go/gen/plinth/ledger/v1/ledgerv1connect"
+	resourcesv1 "plinth.dev/plinth/sdk/go/gen/plinth/resources/v1"
 	"plinth.dev/plinth/sdk/go/plinth"
 )
 
@@ -31,11 +32,13 @@ import (
 // principal.
 
 // payoutsRole is what the product's principal may do: manage and review
-// customers and move money, but not see their personal data in full.
+// customers, move money and list what a customer owns, but not see their
+// personal data in full.
 const payoutsRole = `
 [auth.roles.payouts]
 scopes = ["customers.read", "customers.write", "customers.review",
-          "ledger.read", "ledger.accounts.write", "ledger.transfers.write"]
+          "ledger.read", "ledger.accounts.write", "ledger.transfers.write",
+          "resources.read"]
 reveal = []
 `
 
@@ -349,6 +352,38 @@ func TestPayoutsForContractors(t *testing.T) {
 		}
 		if !slices.Equal(approved, []string{ada.customerID}) {
 			t.Errorf("approved customers: %v, want only %s", approved, ada.customerID)
+		}
+
+		// Everything they own, across every domain, a page at a time: the
+		// customer record, then their accounts in the order they were
+		// opened; nothing of the other contractor's, nothing personal.
+		type owned struct{ id, domain, typ, state, currency string }
+		var everything []owned
+		for r, err := range client.Resources.AllCustomerResources(ctx, &resourcesv1.ListCustomerResourcesRequest{CustomerId: ada.customerID, PageSize: 1}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.GetCustomerId() != ada.customerID {
+				t.Errorf("resource %v is not the contractor's", r)
+			}
+			everything = append(everything, owned{r.GetId(), r.GetDomain(), r.GetType(), r.GetState(), r.GetAttributes()["currency"]})
+		}
+		if want := []owned{
+			{ada.customerID, "customers", "customer", "CUSTOMER_STATE_APPROVED", ""},
+			{ada.wallet, "ledger", "ledger_account", "LEDGER_ACCOUNT_STATE_OPEN", usd},
+			{ada.taxReserve, "ledger", "ledger_account", "LEDGER_ACCOUNT_STATE_OPEN", usd},
+		}; !slices.Equal(everything, want) {
+			t.Errorf("everything the contractor owns: %v, want %v", everything, want)
+		}
+		// One of them by id, whatever its domain; a transfer is not a
+		// resource: refused with a reason the product can act on.
+		wallet, err := client.Resources.GetResource(ctx, connect.NewRequest(&resourcesv1.GetResourceRequest{ResourceId: ada.wallet}))
+		if err != nil || wallet.Msg.GetResource().GetType() != "ledger_account" {
+			t.Errorf("GetResource(the wallet): %v, %v", wallet, err)
+		}
+		_, err = client.Resources.GetResource(ctx, connect.NewRequest(&resourcesv1.GetResourceRequest{ResourceId: earnings.GetId()}))
+		if connect.CodeOf(err) != connect.CodeInvalidArgument || plinth.Reason(err) != plinth.ReasonUnknownResourcePrefix {
+			t.Errorf("GetResource(a transfer): %v; want invalid_argument, %s", err, plinth.ReasonUnknownResourcePrefix)
 		}
 
 		// Their accounts, a page at a time, with their balances.

@@ -110,6 +110,18 @@ func TestRESTThroughTheBinary(t *testing.T) {
 	if got := c.ok("GET", "/v1/transfers/"+tid, "", "", "transfer"); got["id"] != tid {
 		t.Errorf("GET /v1/transfers/%s: %v", tid, got)
 	}
+	// What the customer owns across domains: themselves and the wallet;
+	// one resource by id; a transfer is not a resource.
+	status, _, owned := c.call("GET", "/v1/customers/"+id+"/resources?pageSize=1", "", "")
+	if rs, _ := owned["resources"].([]any); status != http.StatusOK || len(rs) != 1 || rs[0].(map[string]any)["id"] != id || owned["nextPageToken"] == "" {
+		t.Errorf("GET /v1/customers/%s/resources?pageSize=1: %d %v, want the customer and a next page", id, status, owned)
+	}
+	if got := c.ok("GET", fmt.Sprintf("/v1/resources/%s", wallet["id"]), "", "", "resource"); got["type"] != "ledger_account" || got["customerId"] != id {
+		t.Errorf("GET /v1/resources/%s: %v", wallet["id"], got)
+	}
+	if status, _, refusal := c.call("GET", "/v1/resources/"+tid, "", ""); status != http.StatusBadRequest || fmt.Sprint(refusal["code"]) != "3" {
+		t.Errorf("GET /v1/resources/%s: %d %v, want 400 with code 3 (invalid_argument)", tid, status, refusal)
+	}
 
 	// The wallet may not go below zero: a domain refusal, in JSON.
 	overdraw := fmt.Sprintf(`{"currency": "USD", "legs": [{"fromAccountId": %q, "toAccountId": %q, "amount": 5000}]}`, wallet["id"], platform["id"])

@@ -6,8 +6,8 @@ package gateway_test
 // with a valid admin API key, and check that
 //
 //   - nothing crashes: no answer is Internal (what the recover interceptor
-//     makes of a panic) or a 5xx, and nothing is logged at ERROR (a panic's
-//     stack, a failed validation rule);
+//     makes of a panic), Unknown or an HTTP 500, and nothing is logged at
+//     ERROR or mentions a panic (a panic's stack, a failed validation rule);
 //   - every refusal is a well-formed Connect error: JSON with a known code;
 //     every success decodes as the capability's response;
 //   - nothing unvalidated reaches a backend: the customers and ledger
@@ -56,7 +56,7 @@ import (
 )
 
 // Ids that exist in the fuzzed gateway's backends from the start (made by
-// the fuzzbackend backends), so that seeds can name them and valid
+// the testfuzz backends), so that seeds can name them and valid
 // requests get as far as the backend.
 const (
 	fuzzCustomerID   = "cus_01ARZ3NDEKTSV4RRFFQ69G5FA0"

@@ -54,6 +54,8 @@ type Server struct {
 	closePool    func() // closes pool, and ends its credentials from Vault
 	sealer       *seal.Sealer
 	env          registry.Env
+	// sources are what the resources domain reads (resources.go).
+	sources      []registry.ResourceSource
 	stopVault    func() // ends the keyring's Vault login renewal
 	idempotency  idempotency.Store
 	roles        *roles
@@ -139,7 +141,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 			}
 		}
 	}
-	s.env = registry.Env{Logger: log, Postgres: s.postgresPool, Sealer: s.openSealer, PageTokens: pageTokens}
+	s.env = registry.Env{Logger: log, Postgres: s.postgresPool, Sealer: s.openSealer, PageTokens: pageTokens,
+		ResourceSources: s.resourceSources}
 	env := s.env
 	for _, d := range domains {
 		name := cfg.Backends[d.Name]
@@ -161,6 +164,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		}
 		s.domains = append(s.domains, &mountedDomain{domain: d, backend: b, store: store})
 		log.Info("domain ready", "domain", d.Name, "backend", b.Name)
+	}
+	if err := s.openResourceSources(); err != nil {
+		return nil, err
 	}
 
 	if err := s.openIdempotency(ctx); err != nil {

@@ -15,4 +15,6 @@ import (
 	_ "plinth.dev/plinth/capabilities/ledger"
 	_ "plinth.dev/plinth/capabilities/ledger/memory"
 	_ "plinth.dev/plinth/capabilities/ledger/postgres"
+	_ "plinth.dev/plinth/capabilities/resources"
+	_ "plinth.dev/plinth/capabilities/resources/composite"
 )

@@ -18,5 +18,6 @@ func init() {
 		Mount: registry.MountFunc(func(store Store, env registry.Env, opts ...connect.HandlerOption) (string, http.Handler) {
 			return customersv1connect.NewCustomerServiceHandler(NewService(store, WithPageTokens(env.PageTokens)), opts...)
 		}),
+		Resources: registry.ResourcesFunc(Resources),
 	})
 }

@@ -49,6 +49,12 @@ type Domain struct {
 	// env is the gateway's (its PageTokens sign the domain's page tokens).
 	// Build it with MountFunc.
 	Mount func(store any, env Env, opts ...connect.HandlerOption) (string, http.Handler, error)
+	// Resources, if not nil, makes the domain's ResourceSource over store
+	// (what the chosen backend's Open returned, as for Mount): how the
+	// resources domain reads what customers own in this domain. Build it
+	// with ResourcesFunc, over the domain's own Store interface, so that
+	// every backend of the domain serves it.
+	Resources func(store any) (ResourceSource, error)
 }
 
 // MountFunc adapts a typed constructor of a domain's handler to
@@ -102,6 +108,13 @@ type Env struct {
 	// too. Nil leaves each domain's Service a key of its own (see
 	// pagetoken.NewEphemeralCodec): good for one process and no longer.
 	PageTokens *pagetoken.Codec
+	// ResourceSources returns the ResourceSource of every domain the
+	// gateway serves that declares one (Domain.Resources), over the store
+	// of its chosen backend; the resources domain reads through them. It
+	// is resolved when called, not when backends open (the other domains
+	// may open after the one that asks): call it when serving a request,
+	// never in Open. Nil when the gateway offers none.
+	ResourceSources func() []ResourceSource
 }
 
 // Rewrapper is implemented by stores that keep sealed data: Rewrap

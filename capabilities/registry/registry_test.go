@@ -84,3 +84,27 @@ func TestMountFuncChecksTheStoreType(t *testing.T) {
 		t.Fatalf("mount(not a store) = %v, want an error naming the type", err)
 	}
 }
+
+type sourceOf struct{ store }
+
+func (sourceOf) Prefixes() []string { return []string{"tst"} }
+func (sourceOf) CustomerResources(context.Context, registry.ResourceQuery) ([]registry.Resource, error) {
+	return nil, nil
+}
+func (s sourceOf) Resource(_ context.Context, id string) (registry.Resource, error) {
+	return registry.Resource{ID: id, Type: s.Get()}, nil
+}
+
+func TestResourcesFuncChecksTheStoreType(t *testing.T) {
+	resources := registry.ResourcesFunc(func(s store) registry.ResourceSource { return sourceOf{s} })
+	src, err := resources(fakeStore{})
+	if err != nil {
+		t.Fatalf("resources(a store) = %v", err)
+	}
+	if r, _ := src.Resource(t.Context(), "tst_1"); r.Type != "x" {
+		t.Errorf("the source is not over the store: %+v", r)
+	}
+	if _, err := resources(42); err == nil || !strings.Contains(err.Error(), "int") {
+		t.Fatalf("resources(not a store) = %v, want an error naming the type", err)
+	}
+}

@@ -6,8 +6,11 @@
 // is returned exactly once, whatever is added meanwhile; and a token replayed
 // with another filter is refused rather than silently skipping items.
 //
-//	token = base64url( version(1) | sha256(filter)[:8] | last key | mac(16) )
+//	token = base64url( version | sha256(filter)[:8] | last key | mac )
 //	mac   = HMAC-SHA256(codec key, version | sha256(filter)[:8] | last key)[:16]
+//
+// where version is one byte, 2 (version 1 tokens were the same without the
+// mac), and base64url is without padding.
 //
 // Tokens are opaque to callers but not secret (the key inside is an id or a
 // sequence number the caller was just shown). They are authenticated: a

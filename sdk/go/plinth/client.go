@@ -14,6 +14,7 @@ import (
 	"plinth.dev/plinth/sdk/go/gen/plinth/audit/v1/auditv1connect"
 	"plinth.dev/plinth/sdk/go/gen/plinth/customers/v1/customersv1connect"
 	"plinth.dev/plinth/sdk/go/gen/plinth/ledger/v1/ledgerv1connect"
+	"plinth.dev/plinth/sdk/go/gen/plinth/resources/v1/resourcesv1connect"
 )
 
 // Client calls Plinth's capabilities, one field per domain. Make it with
@@ -35,6 +36,9 @@ type Client struct {
 	Access AccessClient
 	// Audit calls the audit domain: the hash-chained record of every call.
 	Audit AuditClient
+	// Resources calls the resources domain: everything a customer owns,
+	// across every domain.
+	Resources ResourcesClient
 }
 
 // CustomersClient calls plinth.customers.v1.CustomerService. It has every
@@ -60,6 +64,12 @@ type AccessClient struct {
 // the generated client, and AllAuditRecords.
 type AuditClient struct {
 	auditv1connect.AuditServiceClient
+}
+
+// ResourcesClient calls plinth.resources.v1.ResourceService. It has every
+// method of the generated client, and AllCustomerResources.
+type ResourcesClient struct {
+	resourcesv1connect.ResourceServiceClient
 }
 
 // Option configures a Client made by New.
@@ -164,6 +174,7 @@ func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 		Ledger:    LedgerClient{ledgerv1connect.NewLedgerServiceClient(cfg.httpClient, base, copts...)},
 		Access:    AccessClient{accessv1connect.NewAccessServiceClient(cfg.httpClient, base, copts...)},
 		Audit:     AuditClient{auditv1connect.NewAuditServiceClient(cfg.httpClient, base, copts...)},
+		Resources: ResourcesClient{resourcesv1connect.NewResourceServiceClient(cfg.httpClient, base, copts...)},
 	}, nil
 }
 

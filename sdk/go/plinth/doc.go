@@ -1,5 +1,6 @@
 // Package plinth is the Go SDK of Plinth, the platform of fintech
-// capabilities: customers, a double-entry ledger, access and audit.
+// capabilities: customers, a double-entry ledger, access, audit, and
+// resources (what a customer owns, across every domain).
 //
 // New makes a Client from the gateway's base URL and an API key:
 //
@@ -12,10 +13,10 @@
 //		Email: "ada@example.com",
 //	}))
 //
-// The Client has one field per domain (Customers, Ledger, Access, Audit),
-// each the domain's generated Connect client with, for each List
-// capability, a method that iterates over every item of every page
-// (AllCustomers, AllTransfers, ...; see Paginate).
+// The Client has one field per domain (Customers, Ledger, Access, Audit,
+// Resources), each the domain's generated Connect client with, for each
+// List capability, a method that iterates over every item of every page
+// (AllCustomers, AllTransfers, AllCustomerResources, ...; see Paginate).
 //
 // Every call carries the API key. Every call of a capability that changes
 // state gets an Idempotency-Key made for it, unless the request has one

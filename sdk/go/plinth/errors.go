@@ -80,6 +80,11 @@ const (
 	// ReasonAPIKeyNotActive: an API key is revoked or expired
 	// (failed_precondition). Metadata: api_key_id, state.
 	ReasonAPIKeyNotActive = "API_KEY_NOT_ACTIVE"
+	// ReasonUnknownResourcePrefix: an id's prefix (such as "trf" of a
+	// transfer's id) names no kind of resource that GetResource serves
+	// (invalid_argument). Metadata: prefix, known_prefixes (comma-separated,
+	// e.g. "cus,lac").
+	ReasonUnknownResourcePrefix = "UNKNOWN_RESOURCE_PREFIX"
 )
 
 // FieldViolation is one rule of the contract that a request broke.

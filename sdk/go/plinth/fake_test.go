@@ -33,6 +33,8 @@ import (
 	"plinth.dev/plinth/sdk/go/gen/plinth/customers/v1/customersv1connect"
 	ledgerv1 "plinth.dev/plinth/sdk/go/gen/plinth/ledger/v1"
 	"plinth.dev/plinth/sdk/go/gen/plinth/ledger/v1/ledgerv1connect"
+	resourcesv1 "plinth.dev/plinth/sdk/go/gen/plinth/resources/v1"
+	"plinth.dev/plinth/sdk/go/gen/plinth/resources/v1/resourcesv1connect"
 )
 
 // call is what the fake saw of one call.
@@ -68,6 +70,7 @@ func newFakeGateway() *fakeGateway {
 	mux.Handle(ledgerv1connect.NewLedgerServiceHandler(fakeLedger{g: g}, opts))
 	mux.Handle(accessv1connect.NewAccessServiceHandler(fakeAccess{}, opts))
 	mux.Handle(auditv1connect.NewAuditServiceHandler(fakeAudit{}, opts))
+	mux.Handle(resourcesv1connect.NewResourceServiceHandler(fakeResources{g: g}, opts))
 	g.Server = httptest.NewServer(mux)
 	return g
 }
@@ -322,6 +325,7 @@ func (f fakeLedger) OpenLedgerAccount(_ context.Context, req *connect.Request[le
 	a := &ledgerv1.LedgerAccount{
 		Id:            fmt.Sprintf("lac_%026d", len(f.g.accounts)+1),
 		Currency:      req.Msg.GetCurrency(),
+		CustomerId:    req.Msg.GetCustomerId(),
 		BalancePolicy: req.Msg.GetBalancePolicy(),
 		State:         ledgerv1.LedgerAccountState_LEDGER_ACCOUNT_STATE_OPEN,
 	}
@@ -459,4 +463,35 @@ func (fakeAudit) ListAuditRecords(_ context.Context, req *connect.Request[auditv
 		return nil, err
 	}
 	return connect.NewResponse(&auditv1.ListAuditRecordsResponse{AuditRecords: items, NextPageToken: next}), nil
+}
+
+// fakeResources lists a customer and the accounts opened for them.
+type fakeResources struct {
+	resourcesv1connect.UnimplementedResourceServiceHandler
+	g *fakeGateway
+}
+
+func (f fakeResources) ListCustomerResources(_ context.Context, req *connect.Request[resourcesv1.ListCustomerResourcesRequest]) (*connect.Response[resourcesv1.ListCustomerResourcesResponse], error) {
+	f.g.mu.Lock()
+	defer f.g.mu.Unlock()
+	var all []*resourcesv1.Resource
+	for _, c := range f.g.customers {
+		if c.GetId() == req.Msg.GetCustomerId() {
+			all = append(all, &resourcesv1.Resource{Id: c.GetId(), Domain: "customers", Type: "customer", State: c.GetState().String(), CustomerId: c.GetId()})
+		}
+	}
+	if len(all) == 0 {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("customer %s not found", req.Msg.GetCustomerId()))
+	}
+	for _, a := range f.g.accounts {
+		if a.GetCustomerId() == req.Msg.GetCustomerId() {
+			all = append(all, &resourcesv1.Resource{Id: a.GetId(), Domain: "ledger", Type: "ledger_account", State: a.GetState().String(),
+				CustomerId: a.GetCustomerId(), Attributes: map[string]string{"currency": a.GetCurrency()}})
+		}
+	}
+	items, next, err := page(all, req.Msg.GetPageSize(), req.Msg.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&resourcesv1.ListCustomerResourcesResponse{Resources: items, NextPageToken: next}), nil
 }

@@ -12,6 +12,7 @@ import (
 	auditv1 "plinth.dev/plinth/sdk/go/gen/plinth/audit/v1"
 	customersv1 "plinth.dev/plinth/sdk/go/gen/plinth/customers/v1"
 	ledgerv1 "plinth.dev/plinth/sdk/go/gen/plinth/ledger/v1"
+	resourcesv1 "plinth.dev/plinth/sdk/go/gen/plinth/resources/v1"
 )
 
 // Paginate returns an iterator over every item of a paged list. fetch
@@ -172,6 +173,29 @@ func (c AuditClient) AllAuditRecords(ctx context.Context, req *auditv1.ListAudit
 			return nil, "", err
 		}
 		return res.Msg.GetAuditRecords(), res.Msg.GetNextPageToken(), nil
+	})
+}
+
+// AllCustomerResources returns an iterator over everything the customer
+// req names owns, across every domain (the customer record itself, then
+// their ledger accounts, by id), page after page, as AllCustomers does.
+//
+//	for r, err := range client.Resources.AllCustomerResources(ctx, &resourcesv1.ListCustomerResourcesRequest{CustomerId: id}) {
+//		if err != nil {
+//			return err
+//		}
+//		fmt.Println(r.GetDomain(), r.GetType(), r.GetId(), r.GetState())
+//	}
+func (c ResourcesClient) AllCustomerResources(ctx context.Context, req *resourcesv1.ListCustomerResourcesRequest) iter.Seq2[*resourcesv1.Resource, error] {
+	req = cloneOrNew(req)
+	return paginate(ctx, req.GetPageToken(), func(ctx context.Context, token string) ([]*resourcesv1.Resource, string, error) {
+		page := proto.CloneOf(req)
+		page.PageToken = token
+		res, err := c.ListCustomerResources(ctx, connect.NewRequest(page))
+		if err != nil {
+			return nil, "", err
+		}
+		return res.Msg.GetResources(), res.Msg.GetNextPageToken(), nil
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 	customersv1 "plinth.dev/plinth/sdk/go/gen/plinth/customers/v1"
 	"plinth.dev/plinth/sdk/go/gen/plinth/customers/v1/customersv1connect"
 	ledgerv1 "plinth.dev/plinth/sdk/go/gen/plinth/ledger/v1"
+	resourcesv1 "plinth.dev/plinth/sdk/go/gen/plinth/resources/v1"
 	"plinth.dev/plinth/sdk/go/plinth"
 )
 
@@ -201,5 +202,48 @@ func TestPaginateStopsOnARepeatedToken(t *testing.T) {
 	}
 	if !slices.Equal(items, []int{1, 2}) || last == nil || !strings.Contains(last.Error(), "same token") {
 		t.Fatalf("items %v, error %v; want two pages, then an error", items, last)
+	}
+}
+
+// AllCustomerResources pages through what one customer owns: the customer,
+// then their accounts, and nobody else's.
+func TestAllCustomerResources(t *testing.T) {
+	g := startFake(t)
+	client := newClient(t, g)
+	ctx := context.Background()
+	customers := signUpMany(t, client, 2)
+	want := []string{customers[0]}
+	for i := range 5 {
+		owner := customers[i%2]
+		res, err := client.Ledger.OpenLedgerAccount(ctx, connect.NewRequest(&ledgerv1.OpenLedgerAccountRequest{
+			Currency: "EUR", CustomerId: owner, BalancePolicy: ledgerv1.BalancePolicy_BALANCE_POLICY_NON_NEGATIVE,
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if owner == customers[0] {
+			want = append(want, res.Msg.GetAccount().GetId())
+		}
+	}
+	req := &resourcesv1.ListCustomerResourcesRequest{CustomerId: customers[0], PageSize: 2}
+	if got := collect(t, client.Resources.AllCustomerResources(ctx, req)); !slices.Equal(got, want) {
+		t.Errorf("AllCustomerResources = %v, want %v", got, want)
+	}
+	if n := len(g.callsOf("/plinth.resources.v1.ResourceService/ListCustomerResources")); n != 2 {
+		t.Errorf("%d pages fetched for 4 resources 2 at a time, want 2", n)
+	}
+	if req.GetPageToken() != "" {
+		t.Errorf("the caller's request was changed: %v", req)
+	}
+	// An unknown customer: the error once, nothing else.
+	var errs int
+	for r, err := range client.Resources.AllCustomerResources(ctx, &resourcesv1.ListCustomerResourcesRequest{CustomerId: "cus_unknown"}) {
+		if connect.CodeOf(err) != connect.CodeNotFound || r != nil {
+			t.Errorf("yielded %v, %v; want not_found", r, err)
+		}
+		errs++
+	}
+	if errs != 1 {
+		t.Errorf("an unknown customer yielded %d errors, want 1", errs)
 	}
 }

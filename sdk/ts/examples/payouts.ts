@@ -4,7 +4,8 @@
 // them, opens a ledger wallet for them, credits their earnings from the
 // platform's settlement account, and pays out instantly (to their debit
 // card, say), taking a fee in the same atomic transfer. Then it lists what
-// the contractor has: the customer and their ledger accounts.
+// the contractor owns across every domain (ListCustomerResources: the
+// customer record and their ledger accounts), and their accounts' balances.
 //
 // Every mutating call's Idempotency-Key is derived from a run id, so running
 // it again with the same --run-id (after a crash, say) does nothing twice:
@@ -51,6 +52,13 @@ export interface AccountSummary {
   availableBalance: bigint;
 }
 
+export interface ResourceSummary {
+  id: string;
+  domain: string;
+  type: string;
+  state: string;
+}
+
 export interface PayoutResult {
   runId: string;
   customer: { id: string; name: string; email: string; state: string };
@@ -61,7 +69,9 @@ export interface PayoutResult {
   payout:
     | { status: "paid"; transferId: string; amount: bigint; fee: bigint }
     | { status: "refused"; reason: "INSUFFICIENT_FUNDS"; requested: bigint; available: bigint };
-  /** What the contractor owns: their ledger accounts, from ListLedgerAccounts filtered by customer. */
+  /** Everything the contractor owns, across every domain, from ListCustomerResources. */
+  owns: ResourceSummary[];
+  /** Their ledger accounts with balances, from ListLedgerAccounts filtered by customer. */
   accounts: AccountSummary[];
 }
 
@@ -133,6 +143,7 @@ export async function instantPayout(plinth: Plinth, input: PayoutInput): Promise
 
   // What the contractor owns now.
   const { customer } = await plinth.customers.getCustomer({ customerId: signedUp!.id });
+  const owns = await toArray(plinth.resources.listAll({ customerId: signedUp!.id }));
   const accounts = await toArray(plinth.ledger.listAllAccounts({ customerId: signedUp!.id }));
   return {
     runId: input.runId,
@@ -147,6 +158,7 @@ export async function instantPayout(plinth: Plinth, input: PayoutInput): Promise
     walletAccountId,
     earningsTransferId: earned.transfer!.id,
     payout,
+    owns: owns.map((r) => ({ id: r.id, domain: r.domain, type: r.type, state: r.state })),
     accounts: accounts.map((a) => ({
       id: a.id,
       description: a.description,
@@ -202,6 +214,10 @@ async function main(): Promise<void> {
     console.log(`paid out ${money(result.payout.amount, values.currency!)} (fee ${money(result.payout.fee, values.currency!)}) in transfer ${result.payout.transferId}`);
   } else {
     console.log(`payout refused: ${money(result.payout.requested, values.currency!)} requested, ${money(result.payout.available, values.currency!)} available`);
+  }
+  console.log("everything they own:");
+  for (const r of result.owns) {
+    console.log(`  ${r.id}  ${r.domain} ${r.type}, ${r.state}`);
   }
   console.log("their ledger accounts:");
   for (const a of result.accounts) {

@@ -18,6 +18,7 @@ import {
   type ListTransfersRequestSchema,
   type Transfer,
 } from "./gen/plinth/ledger/v1/ledger_pb.js";
+import { ResourceService, type ListCustomerResourcesRequestSchema, type Resource } from "./gen/plinth/resources/v1/resources_pb.js";
 import {
   authInterceptor,
   idempotencyInterceptor,
@@ -87,12 +88,19 @@ export type AuditClient = Client<typeof AuditService> & {
   listAll(req?: ListRequest<typeof ListAuditRecordsRequestSchema>, options?: CallOptions): AsyncGenerator<AuditRecord, void, undefined>;
 };
 
+/** The resources domain's client, plus an iterator over what a customer owns. */
+export type ResourcesClient = Client<typeof ResourceService> & {
+  /** Everything a customer owns, across every domain (the customer, then their ledger accounts, by id), page after page. */
+  listAll(req: ListRequest<typeof ListCustomerResourcesRequestSchema>, options?: CallOptions): AsyncGenerator<Resource, void, undefined>;
+};
+
 /** One client per domain, sharing a transport. */
 export interface Plinth {
   customers: CustomersClient;
   ledger: LedgerClient;
   access: AccessClient;
   audit: AuditClient;
+  resources: ResourcesClient;
   /** The transport, SDK interceptors included, for other generated clients. */
   transport: Transport;
 }
@@ -138,6 +146,7 @@ export function createPlinthClients(transport: Transport): Plinth {
   const ledger = createClient(LedgerService, transport);
   const access = createClient(AccessService, transport);
   const audit = createClient(AuditService, transport);
+  const resources = createClient(ResourceService, transport);
   return {
     transport,
     customers: Object.assign(customers, {
@@ -161,6 +170,10 @@ export function createPlinthClients(transport: Transport): Plinth {
     audit: Object.assign(audit, {
       listAll: (req = {}, options?: CallOptions) =>
         paginate((pageToken) => audit.listAuditRecords({ ...req, pageToken }, options), (p) => p.auditRecords),
+    }),
+    resources: Object.assign(resources, {
+      listAll: (req: ListRequest<typeof ListCustomerResourcesRequestSchema>, options?: CallOptions) =>
+        paginate((pageToken) => resources.listCustomerResources({ ...req, pageToken }, options), (p) => p.resources),
     }),
   };
 }

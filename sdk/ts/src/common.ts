@@ -10,6 +10,7 @@ export {
   type ListRequest,
   type Plinth,
   type PlinthOptions,
+  type ResourcesClient,
   type TransportParams,
 } from "./client.js";
 export {
@@ -51,3 +52,4 @@ export * as auditv1 from "./gen/plinth/audit/v1/audit_pb.js";
 export * as customersv1 from "./gen/plinth/customers/v1/customers_pb.js";
 export * as ledgerv1 from "./gen/plinth/ledger/v1/ledger_pb.js";
 export * as optionsv1 from "./gen/plinth/options/v1/options_pb.js";
+export * as resourcesv1 from "./gen/plinth/resources/v1/resources_pb.js";

@@ -34,6 +34,8 @@ export const ErrorReason = {
   AlreadyReversed: "ALREADY_REVERSED",
   HoldNotActive: "HOLD_NOT_ACTIVE",
   AccountNotEmpty: "ACCOUNT_NOT_EMPTY",
+  // resources
+  UnknownResourcePrefix: "UNKNOWN_RESOURCE_PREFIX",
 } as const;
 
 /** google.rpc.ErrorInfo, as the gateway sends it with a domain error. */

@@ -13,7 +13,7 @@ export interface NodePlinthOptions extends PlinthOptions {
 
 /**
  * The clients of every domain of the gateway at options.baseUrl, over
- * Node's HTTP stack: customers, ledger, access and audit. Every call is
+ * Node's HTTP stack: customers, ledger, access, audit and resources. Every call is
  * authenticated with options.apiKey; every mutating call gets an
  * Idempotency-Key, kept across retries; calls that fail for a passing reason
  * are retried with backoff.

@@ -27,6 +27,7 @@ interface Result {
   walletAccountId: string;
   earningsTransferId: string;
   payout: { status: string; transferId?: string; amount?: string; fee?: string; requested?: string; available?: string };
+  owns: { id: string; domain: string; type: string; state: string }[];
   accounts: { id: string; description: string; currency: string; postedBalance: string; availableBalance: string }[];
 }
 
@@ -46,7 +47,12 @@ test("the instant payouts example pays a contractor out", async () => {
   assert.equal(r.customer.state, "APPROVED");
   assert.equal(r.payout.status, "paid");
   assert.match(r.payout.transferId!, /^trf_/);
-  // The contractor owns exactly their wallet, holding earnings less payout and fee.
+  // Across every domain, the contractor owns themselves and their wallet.
+  assert.deepEqual(r.owns, [
+    { id: r.customer.id, domain: "customers", type: "customer", state: "CUSTOMER_STATE_APPROVED" },
+    { id: r.walletAccountId, domain: "ledger", type: "ledger_account", state: "LEDGER_ACCOUNT_STATE_OPEN" },
+  ]);
+  // Their one account is the wallet, holding earnings less payout and fee.
   assert.deepEqual(r.accounts, [
     {
       id: r.walletAccountId,
