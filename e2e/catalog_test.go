@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -59,45 +58,11 @@ func browserOrSkip(t *testing.T) string {
 // admin key its banner prints.
 func startDev(t *testing.T) (base, key string) {
 	t.Helper()
-	cmd := exec.Command(binary, "dev", "--listen", "127.0.0.1:0")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	banner := make(chan string, 1)
-	go func() {
-		var b strings.Builder
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			b.WriteString(sc.Text() + "\n")
-			if strings.HasPrefix(sc.Text(), "Stop with") {
-				banner <- b.String()
-			}
-		}
-	}()
-	var text string
-	select {
-	case text = <-banner:
-	case err := <-exited:
-		t.Fatalf("plinth dev exited: %v\n%s", err, logs)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("plinth dev printed no banner within 60s\n%s", logs)
-	}
-	baseMatch := regexp.MustCompile(`Listening on (http://127\.0\.0\.1:\d+)`).FindStringSubmatch(text)
-	keyMatch := regexp.MustCompile(`(?m)^\s+(plk_\S+)\s*$`).FindStringSubmatch(text)
+	d := runDev(t)
+	baseMatch := regexp.MustCompile(`Listening on (http://127\.0\.0\.1:\d+)`).FindStringSubmatch(d.banner)
+	keyMatch := regexp.MustCompile(`(?m)^\s+(plk_\S+)\s*$`).FindStringSubmatch(d.banner)
 	if baseMatch == nil || keyMatch == nil {
-		t.Fatalf("no URL or admin key in the banner:\n%s", text)
+		t.Fatalf("no URL or admin key in the banner:\n%s", d.banner)
 	}
 	return baseMatch[1], keyMatch[1]
 }
