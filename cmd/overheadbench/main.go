@@ -6,7 +6,8 @@
 //	       authentication, authorization, validation, masking, idempotency,
 //	       the audit chain, the access log, metrics, request ids and limits
 //	bare   a plain connect-go handler over the same customers service and
-//	       in-memory store, with no interceptor at all
+//	       in-memory store, with no interceptor at all (and, like the
+//	       gateway, no gzip for answers under 1 KiB)
 //
 // and drives GetCustomer (a cheap read) at each with the same HTTP client,
 // at each concurrency, for the same time, bare first. It reports calls per
@@ -28,6 +29,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,8 +50,9 @@ import (
 )
 
 type cli struct {
-	Clients  string        `default:"1,8,32" help:"Comma-separated numbers of concurrent clients."`
-	Duration time.Duration `default:"10s" help:"How long each run lasts."`
+	Clients    string        `default:"1,8,32" help:"Comma-separated numbers of concurrent clients."`
+	Duration   time.Duration `default:"10s" help:"How long each run lasts."`
+	CPUProfile string        `name:"cpuprofile" help:"Write a CPU profile of the full gateway's runs to this file (go tool pprof)."`
 }
 
 // result is one run's figures.
@@ -109,6 +112,13 @@ func run(c cli) error {
 		return fmt.Errorf("bare handler: %w", err)
 	}
 
+	var profile *os.File
+	if c.CPUProfile != "" {
+		if profile, err = os.Create(c.CPUProfile); err != nil {
+			return err
+		}
+		defer profile.Close()
+	}
 	var results []result
 	for _, n := range levels {
 		for _, t := range []struct {
@@ -116,7 +126,16 @@ func run(c cli) error {
 			client customersv1connect.CustomerServiceClient
 			id     string
 		}{{"bare", bare, bareID}, {"full", full, fullID}} {
+			if profile != nil && t.name == "full" {
+				if err := pprof.StartCPUProfile(profile); err != nil {
+					return err
+				}
+			}
 			r := load(ctx, t.client, t.id, n, c.Duration)
+			if profile != nil && t.name == "full" {
+				pprof.StopCPUProfile()
+				profile = nil // one profile: the first full run's
+			}
 			r.target = t.name
 			fmt.Fprintf(os.Stderr, "%s x%d: %.0f calls/s\n", t.name, n, r.perSecond())
 			results = append(results, r)
@@ -166,7 +185,10 @@ func startFull(ctx context.Context) (url, key string, stop func(), err error) {
 // nothing around it, as connect-go does out of the box.
 func startBare() (url string, stop func(), err error) {
 	mux := http.NewServeMux()
-	mux.Handle(customersv1connect.NewCustomerServiceHandler(customers.NewService(customersmemory.New())))
+	// The gateway does not gzip answers under 1 KiB; neither does the bare
+	// handler, so that the comparison is of the gateway's layers only.
+	mux.Handle(customersv1connect.NewCustomerServiceHandler(customers.NewService(customersmemory.New()),
+		connect.WithCompressMinBytes(1024)))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err

@@ -25,6 +25,9 @@ import (
 // Credentials (SENSITIVITY_SECRET) are never masked here: they appear only
 // in the answer that creates them, to the caller that asked.
 func Mask(msg proto.Message, reveal func(optionsv1.Sensitivity) bool) (proto.Message, []optionsv1.Sensitivity) {
+	if !MayHold(msg.ProtoReflect().Descriptor()) {
+		return msg, nil
+	}
 	revealed := map[optionsv1.Sensitivity]bool{}
 	out := msg
 	if needsMask(msg.ProtoReflect(), reveal, revealed) {
@@ -37,6 +40,9 @@ func Mask(msg proto.Message, reveal func(optionsv1.Sensitivity) bool) (proto.Mes
 // Revealed returns the classes that Mask(msg, reveal) would report shown in
 // full, without masking anything.
 func Revealed(msg proto.Message, reveal func(optionsv1.Sensitivity) bool) []optionsv1.Sensitivity {
+	if !MayHold(msg.ProtoReflect().Descriptor()) {
+		return nil
+	}
 	revealed := map[optionsv1.Sensitivity]bool{}
 	needsMask(msg.ProtoReflect(), reveal, revealed)
 	return revealedClasses(revealed)
@@ -63,6 +69,9 @@ func needsMask(m protoreflect.Message, reveal func(optionsv1.Sensitivity) bool, 
 			} else {
 				need = true
 			}
+			return true
+		}
+		if m := fd.Message(); m == nil || !MayHold(m) {
 			return true
 		}
 		forEachMessage(fd, v, func(child protoreflect.Message) {

@@ -4,6 +4,8 @@
 package sensitive
 
 import (
+	"sync"
+
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -13,12 +15,55 @@ import (
 // ClassOf returns the sensitivity class the contract gives a field, or
 // SENSITIVITY_UNSPECIFIED.
 func ClassOf(fd protoreflect.FieldDescriptor) optionsv1.Sensitivity {
-	opts := fd.Options()
-	if opts == nil {
-		return optionsv1.Sensitivity_SENSITIVITY_UNSPECIFIED
+	// Every call masks, audits and logs through here, field by field, and
+	// reading an extension allocates: the answer is kept per field (there
+	// are as many as the contracts declare).
+	if c, ok := classOfField.Load(fd); ok {
+		return c.(optionsv1.Sensitivity)
 	}
-	class, _ := proto.GetExtension(opts, optionsv1.E_Sensitivity).(optionsv1.Sensitivity)
+	class := optionsv1.Sensitivity_SENSITIVITY_UNSPECIFIED
+	if opts := fd.Options(); opts != nil {
+		class, _ = proto.GetExtension(opts, optionsv1.E_Sensitivity).(optionsv1.Sensitivity)
+	}
+	classOfField.Store(fd, class)
 	return class
+}
+
+var (
+	classOfField sync.Map // protoreflect.FieldDescriptor -> optionsv1.Sensitivity
+	mayHoldByMsg sync.Map // protoreflect.FullName -> bool
+)
+
+// MayHold reports whether a message of type md can hold a classified field
+// (of any class, SECRET included), at any depth: when it cannot, there is
+// nothing in it to mask, redact or clear, and walking it can be skipped.
+func MayHold(md protoreflect.MessageDescriptor) bool {
+	if v, ok := mayHoldByMsg.Load(md.FullName()); ok {
+		return v.(bool)
+	}
+	h := mayHold(md, map[protoreflect.FullName]bool{})
+	mayHoldByMsg.Store(md.FullName(), h)
+	return h
+}
+
+func mayHold(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) bool {
+	if seen[md.FullName()] {
+		return false // a recursive type: its other fields decide
+	}
+	seen[md.FullName()] = true
+	fields := md.Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if ClassOf(fd) != optionsv1.Sensitivity_SENSITIVITY_UNSPECIFIED {
+			return true
+		}
+		// A list's element, a map's entry (whose value is a field of it),
+		// or a singular message.
+		if m := fd.Message(); m != nil && mayHold(m, seen) {
+			return true
+		}
+	}
+	return false
 }
 
 // Placeholder returns what a redacted string field holds: "[PII]", "[PCI]"

@@ -10,6 +10,7 @@ import (
 	"plinth.dev/plinth/internal/sensitive"
 	accessv1 "plinth.dev/plinth/sdk/go/gen/plinth/access/v1"
 	customersv1 "plinth.dev/plinth/sdk/go/gen/plinth/customers/v1"
+	ledgerv1 "plinth.dev/plinth/sdk/go/gen/plinth/ledger/v1"
 	optionsv1 "plinth.dev/plinth/sdk/go/gen/plinth/options/v1"
 )
 
@@ -65,5 +66,25 @@ func TestStrictestClass(t *testing.T) {
 	}
 	if got := sensitive.StrictestClass((&accessv1.IssueApiKeyResponse{}).ProtoReflect().Descriptor()); got != optionsv1.Sensitivity_SENSITIVITY_UNSPECIFIED {
 		t.Errorf("IssueApiKeyResponse: %v, want none: a secret is not stored", got)
+	}
+}
+
+// TestMayHold: a message type may hold a classified field when it has one,
+// or a message field, list or map whose type may.
+func TestMayHold(t *testing.T) {
+	for _, tc := range []struct {
+		msg  proto.Message
+		want bool
+	}{
+		{&customersv1.Customer{}, true},                // email, tax_id... directly
+		{&customersv1.GetCustomerResponse{}, true},     // through a message field
+		{&customersv1.ListCustomersResponse{}, true},   // through a list
+		{&accessv1.IssueApiKeyResponse{}, true},        // a SECRET
+		{&ledgerv1.MoveMoneyResponse{}, false},         // nothing classified at any depth
+		{&customersv1.ApproveCustomerRequest{}, false}, // ids and nothing else
+	} {
+		if got := sensitive.MayHold(tc.msg.ProtoReflect().Descriptor()); got != tc.want {
+			t.Errorf("MayHold(%s) = %v, want %v", tc.msg.ProtoReflect().Descriptor().FullName(), got, tc.want)
+		}
 	}
 }
