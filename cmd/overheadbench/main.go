@@ -53,6 +53,7 @@ type cli struct {
 	Clients    string        `default:"1,8,32" help:"Comma-separated numbers of concurrent clients."`
 	Duration   time.Duration `default:"10s" help:"How long each run lasts."`
 	CPUProfile string        `name:"cpuprofile" help:"Write a CPU profile of the full gateway's runs to this file (go tool pprof)."`
+	MemProfile string        `name:"memprofile" help:"Write an allocation profile of the whole run to this file at the end (go tool pprof -sample_index=alloc_objects)."`
 }
 
 // result is one run's figures.
@@ -142,6 +143,16 @@ func run(c cli) error {
 		}
 	}
 	report(results)
+	if c.MemProfile != "" {
+		f, err := os.Create(c.MemProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			return err
+		}
+	}
 	for _, r := range results {
 		if r.failed > 0 {
 			return fmt.Errorf("%d calls of %s x%d failed", r.failed, r.target, r.clients)
