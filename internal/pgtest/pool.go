@@ -2,9 +2,11 @@ package pgtest
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"plinth.dev/plinth/internal/migrate"
@@ -39,4 +41,18 @@ func NewPool(t testing.TB, maxConns int32, schemas ...Schema) *pgxpool.Pool {
 		}
 	}
 	return pool
+}
+
+// WantViolation fails the test unless err is PostgreSQL refusing a
+// statement with SQLSTATE code, for the constraint named constraint: what
+// a test of a schema's own invariants asserts.
+func WantViolation(t testing.TB, err error, code, constraint string) {
+	t.Helper()
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		t.Fatalf("got %v, want the database to refuse it (SQLSTATE %s, %s)", err, code, constraint)
+	}
+	if pgErr.Code != code || pgErr.ConstraintName != constraint {
+		t.Fatalf("got SQLSTATE %s on %q, want %s on %q (%v)", pgErr.Code, pgErr.ConstraintName, code, constraint, err)
+	}
 }

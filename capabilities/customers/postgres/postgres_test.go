@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"plinth.dev/plinth/capabilities/customers"
@@ -87,19 +86,6 @@ const (
 	id2 = "cus_01JQ0000000000000000000002"
 )
 
-// wantViolation fails the test unless err is PostgreSQL refusing a
-// statement with code, for constraint.
-func wantViolation(t *testing.T, err error, code, constraint string) {
-	t.Helper()
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		t.Fatalf("got %v, want the database to refuse it (SQLSTATE %s, %s)", err, code, constraint)
-	}
-	if pgErr.Code != code || pgErr.ConstraintName != constraint {
-		t.Fatalf("got SQLSTATE %s on %q, want %s on %q (%v)", pgErr.Code, pgErr.ConstraintName, code, constraint, err)
-	}
-}
-
 // The schema itself refuses rows that break the domain's invariants, so
 // that a bug in any writer (or a hand-run fix) cannot store them.
 func TestSchemaRefusesWhatTheDomainForbids(t *testing.T) {
@@ -132,7 +118,7 @@ func TestSchemaRefusesWhatTheDomainForbids(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := pool.Exec(ctx, tc.sql, tc.args...)
-			wantViolation(t, err, tc.code, tc.constraint)
+			pgtest.WantViolation(t, err, tc.code, tc.constraint)
 		})
 	}
 

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"plinth.dev/plinth/capabilities/domainerr"
@@ -158,19 +157,6 @@ func TestRegistered(t *testing.T) {
 	}
 	if _, err := b.Open(t.Context(), registry.Env{}); err == nil {
 		t.Error("Open without a pool succeeded")
-	}
-}
-
-// wantViolation fails the test unless err is PostgreSQL refusing a
-// statement with code, for constraint.
-func wantViolation(t *testing.T, err error, code, constraint string) {
-	t.Helper()
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		t.Fatalf("got %v, want the database to refuse it (SQLSTATE %s, %s)", err, code, constraint)
-	}
-	if pgErr.Code != code || pgErr.ConstraintName != constraint {
-		t.Fatalf("got SQLSTATE %s on %q, want %s on %q (%v)", pgErr.Code, pgErr.ConstraintName, code, constraint, err)
 	}
 }
 
@@ -342,7 +328,7 @@ func TestSchemaRefusesWhatTheLedgerForbids(t *testing.T) {
 		{"deleting a hold", []string{`DELETE FROM ledger.holds`}, restrictViolation, "holds_append_only"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			wantViolation(t, inTx(ctx, pool, tc.statements...), tc.code, tc.constraint)
+			pgtest.WantViolation(t, inTx(ctx, pool, tc.statements...), tc.code, tc.constraint)
 		})
 	}
 
