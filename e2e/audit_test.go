@@ -67,6 +67,16 @@ func TestAuditRecordCommitsWithItsEffect(t *testing.T) {
 	if n := count(signUps); n != 1 {
 		t.Fatalf("%d records of a successful SignUpCustomer, want 1", n)
 	}
+	// A refusal is recorded under its key in the same transaction, with
+	// the effect undone: its audit record must survive that undoing.
+	if err := signUp("taken", "grace@example.com"); connect.CodeOf(err) != connect.CodeAlreadyExists {
+		t.Fatalf("SignUpCustomer of a taken email = %v, want already_exists", err)
+	}
+	const refusals = `SELECT (SELECT count(*) FROM audit.records WHERE capability LIKE '%/SignUpCustomer' AND code = 'already_exists')
+	                       + (SELECT count(*) FROM audit.pending WHERE capability LIKE '%/SignUpCustomer' AND code = 'already_exists')`
+	if n := count(refusals); n != 1 {
+		t.Fatalf("%d records of the refused SignUpCustomer, want 1", n)
+	}
 
 	// Nobody reads the chain, and yet the record is chained soon.
 	deadline := time.Now().Add(10 * time.Second)

@@ -35,10 +35,11 @@ type Options struct {
 	// Log receives what goes wrong with the store. It defaults to discarding.
 	Log *slog.Logger
 	// Enlist, when set, runs once a call has its answer (res, or the
-	// final error err), just before that answer is recorded under the key:
-	// ctx carries the transaction of the call's effect, on a store that
-	// has one (internal/pgtx), so what Enlist writes through it commits
-	// with the effect and the record, or not at all. If Enlist fails, none
+	// final error err), as that answer is recorded under the key: after the
+	// effect is kept (or, for a refusal, undone), before the commit
+	// (Attempt.Finish). ctx carries the transaction, on a store that has
+	// one (internal/pgtx), so what Enlist writes through it commits with
+	// the record (and the effect), or not at all. If Enlist fails, none
 	// of them commits and the caller gets its error. Once they have
 	// committed, the interceptor calls the function Enlist returned, if not
 	// nil. Calls that end without a record (a replay, a refused key, an
@@ -166,11 +167,8 @@ func (i *interceptor) try(ctx context.Context, req connect.AnyRequest, next conn
 		if method, ok := req.Spec().Schema.(protoreflect.MethodDescriptor); ok {
 			r.Class = classes[sensitive.StrictestClass(method.Output())]
 		}
-		committed, err := i.enlist(attempt, req, res, nil)
-		if err != nil {
-			return nil, err, false
-		}
-		if err := attempt.Finish(ctx, r, true); err != nil {
+		enlist, committed := i.enlisted(req, res, nil)
+		if err := attempt.Finish(ctx, r, true, enlist); err != nil {
 			return nil, err, false
 		}
 		committed()
@@ -189,32 +187,32 @@ func (i *interceptor) try(ctx context.Context, req connect.AnyRequest, next conn
 		}
 		r.Details = append(r.Details, b)
 	}
-	committed, err := i.enlist(attempt, req, nil, callErr)
-	if err != nil {
-		return nil, err, false
-	}
-	if err := attempt.Finish(ctx, r, false); err != nil {
+	enlist, committed := i.enlisted(req, nil, callErr)
+	if err := attempt.Finish(ctx, r, false, enlist); err != nil {
 		return nil, err, false
 	}
 	committed()
 	return nil, callErr, false
 }
 
-// enlist runs Options.Enlist in the attempt's transaction; on failure the
-// attempt is undone. It returns what to call once the attempt committed.
-func (i *interceptor) enlist(attempt Attempt, req connect.AnyRequest, res connect.AnyResponse, callErr error) (func(), error) {
+// enlisted returns Options.Enlist for one answer, as Attempt.Finish runs it
+// (nil if there is none), and what to call once the attempt committed.
+func (i *interceptor) enlisted(req connect.AnyRequest, res connect.AnyResponse, callErr error) (enlist func(context.Context) error, committed func()) {
+	committed = func() {}
 	if i.opts.Enlist == nil {
-		return func() {}, nil
+		return nil, committed
 	}
-	committed, err := i.opts.Enlist(attempt.Context(), req, res, callErr)
-	if err != nil {
-		attempt.Abandon()
-		return nil, err
+	var onCommit func()
+	enlist = func(txCtx context.Context) error {
+		var err error
+		onCommit, err = i.opts.Enlist(txCtx, req, res, callErr)
+		return err
 	}
-	if committed == nil {
-		committed = func() {}
+	return enlist, func() {
+		if onCommit != nil {
+			onCommit()
+		}
 	}
-	return committed, nil
 }
 
 // ReasonKeyReused is the ErrorInfo reason of a key sent again with another

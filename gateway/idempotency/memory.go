@@ -69,7 +69,12 @@ func (a *memoryAttempt) Context() context.Context { return a.ctx }
 // that wrote and then refused would keep its write here, unlike on
 // PostgreSQL; the conformance suites are where such a capability would
 // show it.
-func (a *memoryAttempt) Finish(_ context.Context, r Record, _ bool) error {
+func (a *memoryAttempt) Finish(ctx context.Context, r Record, _ bool, also func(context.Context) error) error {
+	if also != nil {
+		if err := also(ctx); err != nil {
+			return err // the key stays in flight until Abandon releases it
+		}
+	}
 	a.store.mu.Lock()
 	defer a.store.mu.Unlock()
 	a.store.entries[a.key] = &memoryEntry{record: r}

@@ -38,7 +38,8 @@ const Schema = "idempotency"
 //	    ... the capability runs; backends join the transaction (pgtx) ...
 //	  RELEASE (keep) or ROLLBACK TO (undo)   ┐  one round trip
 //	  INSERT the record                      ┘
-//	COMMIT                                      effect and record together
+//	  what Finish's also writes (the call's audit record)
+//	COMMIT                                      effect and records together
 type postgresStore struct {
 	pool   *pgxpool.Pool
 	sealer *seal.Sealer
@@ -148,7 +149,7 @@ type postgresAttempt struct {
 
 func (a *postgresAttempt) Context() context.Context { return a.ctx }
 
-func (a *postgresAttempt) Finish(ctx context.Context, r Record, keepEffect bool) (err error) {
+func (a *postgresAttempt) Finish(ctx context.Context, r Record, keepEffect bool, also func(context.Context) error) (err error) {
 	a.done = true
 	defer func() {
 		if err != nil {
@@ -193,6 +194,13 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		a.claim.Caller, a.claim.Key, r.Procedure, r.RequestHash[:], r.Code, response, class, r.Message, details, r.CreatedAt)
 	if err := a.tx.SendBatch(ctx, b).Close(); err != nil {
 		return pgtx.Classify(ctx, "idempotency: record the answer", err)
+	}
+	// After the effect's savepoint is released or rolled back: what also
+	// writes is kept for a refusal too.
+	if also != nil {
+		if err := also(a.ctx); err != nil {
+			return err
+		}
 	}
 	if err := a.tx.Commit(ctx); err != nil {
 		// The commit's outcome is unknown: the effect and the record are

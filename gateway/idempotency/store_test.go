@@ -51,7 +51,7 @@ func testStore(t *testing.T, store idempotency.Store) {
 	other.Abandon()
 
 	want := idempotency.Record{Procedure: c.Procedure, RequestHash: c.RequestHash, Response: []byte{1, 2, 3}, CreatedAt: t0}
-	if err := att.Finish(ctx, want, true); err != nil {
+	if err := att.Finish(ctx, want, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	att.Abandon() // a no-op after Finish
@@ -70,7 +70,7 @@ func testStore(t *testing.T, store idempotency.Store) {
 		t.Fatal(err)
 	}
 	refusal := idempotency.Record{Procedure: r.Procedure, RequestHash: r.RequestHash, Code: 9, Message: "no", Details: [][]byte{{7}, {8, 9}}, CreatedAt: t0.Add(time.Hour)}
-	if err := att.Finish(ctx, refusal, false); err != nil {
+	if err := att.Finish(ctx, refusal, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	rec, _, err = store.Begin(ctx, r)
@@ -172,7 +172,7 @@ func TestPostgresRecordCommitsWithTheEffect(t *testing.T) {
 			if !tc.keep {
 				code, response = 9, nil
 			}
-			if err := att.Finish(ctx, idempotency.Record{Procedure: c.Procedure, RequestHash: c.RequestHash, Code: code, Response: response, CreatedAt: t0}, tc.keep); err != nil {
+			if err := att.Finish(ctx, idempotency.Record{Procedure: c.Procedure, RequestHash: c.RequestHash, Code: code, Response: response, CreatedAt: t0}, tc.keep, nil); err != nil {
 				t.Fatal(err)
 			}
 		} else {
@@ -225,7 +225,7 @@ func TestPostgresSealsSensitiveResponses(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := []byte("Ada Lovelace <ada@example.com>")
-	if err := att.Finish(ctx, idempotency.Record{Procedure: c.Procedure, RequestHash: c.RequestHash, Response: body, Class: keyring.PII, CreatedAt: t0}, true); err != nil {
+	if err := att.Finish(ctx, idempotency.Record{Procedure: c.Procedure, RequestHash: c.RequestHash, Response: body, Class: keyring.PII, CreatedAt: t0}, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	var stored []byte
@@ -254,7 +254,7 @@ func TestJanitorDeletesExpiredRecords(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := att.Finish(ctx, idempotency.Record{Procedure: c.Procedure, RequestHash: c.RequestHash, Response: []byte{}, CreatedAt: at}, true); err != nil {
+		if err := att.Finish(ctx, idempotency.Record{Procedure: c.Procedure, RequestHash: c.RequestHash, Response: []byte{}, CreatedAt: at}, true, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,8 +8,8 @@
 // commits its own, so backends work the same outside the gateway (tests,
 // tools).
 //
-//	ctx ──> idempotency: BEGIN ─┬─> backend: Run ─> SAVEPOINT ... RELEASE
-//	                            └─> record the key ─> COMMIT
+//	ctx ──> idempotency: BEGIN ─┬─> backend: Run ─> SAVEPOINT (ended by the COMMIT)
+//	                            └─> record the key and the audit record ─> COMMIT
 package pgtx
 
 import (
