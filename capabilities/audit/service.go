@@ -125,7 +125,9 @@ func link(last *Record, pending []Record) ([]Record, error) {
 	}
 	linked := make([]Record, len(pending))
 	for i, p := range pending {
-		r := p.Clone()
+		// A copy of p's fields; its lists stay shared with p, which the
+		// store is about to drop (see Store.Chain).
+		r := p
 		r.Sequence, r.PrevHash = seq, append([]byte(nil), prev...)
 		r.Hash = ComputeHash(r)
 		linked[i] = r

@@ -36,6 +36,9 @@ type Store interface {
 	// the first); Chain refuses anything else with *OutOfSequenceError. If
 	// link returns an error nothing is stored and Chain returns it. Chain
 	// returns how many records it chained: 0 when none were waiting.
+	// link must not change the records it is given (they may be the
+	// store's own), and the records it returns belong to the store from
+	// then on: a store need not copy either, on the path every call takes.
 	Chain(ctx context.Context, limit int, link func(last *Record, pending []Record) ([]Record, error)) (int, error)
 
 	// Get returns the chained record with the id.
