@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -45,23 +45,17 @@ type auditor struct {
 	log     *slog.Logger
 }
 
-// auditedCall marks, in a call's context, that the call's record committed
-// with its effect.
-type auditedCall struct{ recorded atomic.Bool }
-
-type auditedCallKey struct{}
-
 func (a *auditor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		call := &auditedCall{}
-		res, err := next(context.WithValue(ctx, auditedCallKey{}, call), req)
+		ctx, c := ensureCall(ctx)
+		res, err := next(ctx, req)
 		if err != nil {
 			// Errors of the layers outside the error mapper are mapped
 			// here, so that the record has the code the caller gets.
 			err = toConnectError(ctx, a.log, err)
 		}
-		if !call.recorded.Load() {
-			principal, revealed := notes(ctx)
+		if !c.recorded.Load() {
+			principal, revealed := c.notes()
 			a.append(ctx, a.entry(ctx, req, res, err, principal, revealed))
 		}
 		return res, err
@@ -74,11 +68,12 @@ func (a *auditor) WrapStreamingClient(next connect.StreamingClientFunc) connect.
 
 func (a *auditor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		ctx, c := ensureCall(ctx)
 		err := next(ctx, conn)
 		if err != nil {
 			err = toConnectError(ctx, a.log, err)
 		}
-		principal, revealed := notes(ctx)
+		principal, revealed := c.notes()
 		a.append(ctx, audit.Entry{Capability: conn.Spec().Procedure, Code: codeName(err), PrincipalID: principal, Revealed: revealed, RequestID: RequestID(ctx)})
 		return err
 	}
@@ -90,11 +85,11 @@ func (a *auditor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connec
 // outside idempotency), so what the answer reveals is worked out as the
 // masker will.
 func (a *auditor) enlist(ctx context.Context, req connect.AnyRequest, res connect.AnyResponse, err error) (func(), error) {
-	call, ok := ctx.Value(auditedCallKey{}).(*auditedCall)
-	if !ok {
+	c := callFrom(ctx)
+	if c == nil {
 		return nil, nil
 	}
-	principal, _ := notes(ctx)
+	principal, _ := c.notes()
 	var revealed []string
 	if res != nil {
 		if msg, ok := res.Any().(proto.Message); ok {
@@ -104,7 +99,7 @@ func (a *auditor) enlist(ctx context.Context, req connect.AnyRequest, res connec
 	if _, aerr := a.audit.Append(ctx, a.entry(ctx, req, res, err, principal, revealed)); aerr != nil {
 		return nil, aerr
 	}
-	return func() { call.recorded.Store(true) }, nil
+	return func() { c.recorded.Store(true) }, nil
 }
 
 // entry is the record of a unary call.
@@ -122,15 +117,6 @@ func (a *auditor) entry(ctx context.Context, req connect.AnyRequest, res connect
 		Revealed:    revealed,
 		RequestID:   RequestID(ctx),
 	}
-}
-
-// notes returns who called and what the answer revealed, as the inner
-// layers noted them.
-func notes(ctx context.Context) (principal string, revealed []string) {
-	if n, ok := ctx.Value(callNotesKey{}).(*callNotes); ok {
-		return n.snapshot()
-	}
-	return "", nil
 }
 
 // codeName is how the audit names an outcome: "ok", or the Connect code.
@@ -154,39 +140,102 @@ func (a *auditor) append(ctx context.Context, e audit.Entry) {
 
 // resourceIDs collects the ids a call named or returned: every string
 // field called "id" or ending in "_id", at any depth, in the request and
-// the response. Ids are not sensitive; a sensitive field is never read.
+// the response, in the order of the fields' declarations. Ids are not
+// sensitive; a sensitive field is never read.
 func resourceIDs(msgs ...proto.Message) []string {
 	var ids []string
-	var walk func(m protoreflect.Message)
-	walk = func(m protoreflect.Message) {
-		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			name := string(fd.Name())
-			switch {
-			case len(ids) >= maxAuditedResources:
-				return false
-			case sensitive.ClassOf(fd) != optionsv1.Sensitivity_SENSITIVITY_UNSPECIFIED:
-				// A tax_id is an "_id" too: what the contract classifies is
-				// never read, let alone recorded.
-				return true
-			case fd.Kind() == protoreflect.StringKind && !fd.IsList() && !fd.IsMap() &&
-				(name == "id" || strings.HasSuffix(name, "_id")):
-				if s := v.String(); s != "" && !slices.Contains(ids, s) {
-					ids = append(ids, s)
-				}
-			case fd.IsList() && fd.Message() != nil:
-				for i := range v.List().Len() {
-					walk(v.List().Get(i).Message())
-				}
-			case !fd.IsList() && !fd.IsMap() && fd.Message() != nil:
-				walk(v.Message())
-			}
-			return true
-		})
-	}
 	for _, m := range msgs {
 		if m != nil {
-			walk(m.ProtoReflect())
+			ids = collectIDs(ids, m.ProtoReflect())
 		}
 	}
 	return ids
+}
+
+func collectIDs(ids []string, m protoreflect.Message) []string {
+	plan := idFieldsOf(m.Descriptor())
+	for _, fd := range plan.ids {
+		if len(ids) >= maxAuditedResources {
+			return ids
+		}
+		if s := m.Get(fd).String(); s != "" && !slices.Contains(ids, s) {
+			ids = append(ids, s)
+		}
+	}
+	for _, fd := range plan.messages {
+		if len(ids) >= maxAuditedResources {
+			return ids
+		}
+		if !m.Has(fd) {
+			continue
+		}
+		if fd.IsList() {
+			list := m.Get(fd).List()
+			for i := range list.Len() {
+				ids = collectIDs(ids, list.Get(i).Message())
+			}
+		} else {
+			ids = collectIDs(ids, m.Get(fd).Message())
+		}
+	}
+	return ids
+}
+
+// idFields are the fields of one message type that resourceIDs reads: its
+// own id fields, and the message fields (singular or lists) whose type can
+// hold one at some depth. Worked out once per type: walking every field of
+// every message, timestamps included, was most of the audit's cost.
+type idFields struct {
+	ids      []protoreflect.FieldDescriptor
+	messages []protoreflect.FieldDescriptor
+}
+
+var idFieldsByMsg sync.Map // protoreflect.FullName -> *idFields
+
+func idFieldsOf(md protoreflect.MessageDescriptor) *idFields {
+	if f, ok := idFieldsByMsg.Load(md.FullName()); ok {
+		return f.(*idFields)
+	}
+	f := &idFields{}
+	fields := md.Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		switch {
+		case sensitive.ClassOf(fd) != optionsv1.Sensitivity_SENSITIVITY_UNSPECIFIED:
+			// A tax_id is an "_id" too: what the contract classifies is
+			// never read, let alone recorded.
+		case isIDField(fd):
+			f.ids = append(f.ids, fd)
+		case !fd.IsMap() && fd.Message() != nil && mayHoldID(fd.Message(), map[protoreflect.FullName]bool{}):
+			f.messages = append(f.messages, fd)
+		}
+	}
+	idFieldsByMsg.Store(md.FullName(), f)
+	return f
+}
+
+func isIDField(fd protoreflect.FieldDescriptor) bool {
+	name := string(fd.Name())
+	return fd.Kind() == protoreflect.StringKind && !fd.IsList() && !fd.IsMap() &&
+		(name == "id" || strings.HasSuffix(name, "_id"))
+}
+
+// mayHoldID reports whether a message of type md can hold an id field that
+// resourceIDs reads, at any depth.
+func mayHoldID(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) bool {
+	if seen[md.FullName()] {
+		return false // a recursive type: its other fields decide
+	}
+	seen[md.FullName()] = true
+	fields := md.Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if sensitive.ClassOf(fd) != optionsv1.Sensitivity_SENSITIVITY_UNSPECIFIED {
+			continue
+		}
+		if isIDField(fd) || (!fd.IsMap() && fd.Message() != nil && mayHoldID(fd.Message(), seen)) {
+			return true
+		}
+	}
+	return false
 }

@@ -92,14 +92,6 @@ func (r *roles) mayReveal(roleNames []string, class string) bool {
 	return false
 }
 
-type principalKey struct{}
-
-// PrincipalFrom returns the authenticated caller of a capability call.
-func PrincipalFrom(ctx context.Context) (access.Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(access.Principal)
-	return p, ok
-}
-
 // authenticator authenticates every capability call with its bearer API
 // key and authorizes it against the scope its contract declares. Anything
 // not granted is denied.
@@ -133,13 +125,15 @@ func (a *authenticator) authorize(ctx context.Context, procedure string, header 
 		}
 		return ctx, err // an outage of the access store: Unavailable
 	}
+	ctx, c := ensureCall(ctx)
 	// Known from here on, refused or not: the audit names who tried.
-	notePrincipal(ctx, p.ID)
+	c.noteAuthenticated(p.ID)
 	if !a.roles.grants(p.Roles, scope) {
 		return ctx, connect.NewError(connect.CodePermissionDenied,
 			fmt.Errorf("principal %s (%s) may not call this capability: it needs scope %q, which none of its roles grants", p.Name, p.ID, scope))
 	}
-	return context.WithValue(ctx, principalKey{}, p), nil
+	c.noteAuthorized(p)
+	return ctx, nil
 }
 
 func (a *authenticator) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {

@@ -55,7 +55,7 @@ type observer struct {
 func (o *observer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		start := time.Now()
-		ctx, notes := withCallNotes(ctx)
+		ctx, c := ensureCall(ctx)
 		procedure := req.Spec().Procedure
 		if o.log.Enabled(ctx, slog.LevelDebug) {
 			if msg, ok := req.Any().(proto.Message); ok {
@@ -66,7 +66,7 @@ func (o *observer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		if err != nil {
 			err = toConnectError(ctx, o.log, err)
 		}
-		o.record(ctx, procedure, req.Peer().Protocol, start, err, notes)
+		o.record(ctx, procedure, req.Peer().Protocol, start, err, c)
 		return res, err
 	}
 }
@@ -87,7 +87,7 @@ func (o *observer) WrapStreamingHandler(next connect.StreamingHandlerFunc) conne
 	}
 }
 
-func (o *observer) record(ctx context.Context, procedure, protocol string, start time.Time, err error, notes *callNotes) {
+func (o *observer) record(ctx context.Context, procedure, protocol string, start time.Time, err error, c *call) {
 	markObserved(ctx)
 	elapsed := time.Since(start)
 	code := "ok"
@@ -115,9 +115,9 @@ func (o *observer) record(ctx context.Context, procedure, protocol string, start
 			attrs = append(attrs, slog.String("error", ce.Message()))
 		}
 	}
-	if notes != nil {
+	if c != nil {
 		// Which classes were shown in full: never the values.
-		if r := notes.revealedList(); r != "" {
+		if r := c.revealedList(); r != "" {
 			attrs = append(attrs, slog.String("revealed", r))
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -36,45 +35,29 @@ func (h requestIDHandler) WithGroup(name string) slog.Handler {
 	return requestIDHandler{h.Handler.WithGroup(name)}
 }
 
-// observedKey marks, in a request's context, whether the observer
-// interceptor recorded the call.
-type observedKey struct{}
-
-func markObserved(ctx context.Context) {
-	if flag, ok := ctx.Value(observedKey{}).(*atomic.Bool); ok {
-		flag.Store(true)
-	}
-}
-
-// withRefusalLog logs and counts the capability calls that connect-go
-// refuses before any interceptor runs (a body that does not decode, one over
-// the size limit, an unsupported codec), so that every call has an access
-// log line and a metric, as the observer gives every call that gets further.
+// serveLoggingRefusals serves a capability's path, and logs and counts the
+// call if connect-go refuses it before any interceptor runs (a body that
+// does not decode, one over the size limit, an unsupported codec), so that
+// every call has an access log line and a metric, as the observer gives
+// every call that gets further.
 // Connect's message for such a refusal is not logged: a decoding error can
 // repeat the offending value.
-func withRefusalLog(log *slog.Logger, m *metrics, procedures map[string]bool, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !procedures[r.URL.Path] {
-			next.ServeHTTP(w, r)
-			return
-		}
-		start := time.Now()
-		observed := new(atomic.Bool)
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), observedKey{}, observed)))
-		if observed.Load() {
-			return
-		}
-		elapsed := time.Since(start)
-		code := refusalCode(w.Header(), rec.status)
-		m.observe(r.URL.Path, code, elapsed)
-		log.LogAttrs(r.Context(), slog.LevelInfo, "call",
-			slog.String("capability", r.URL.Path),
-			slog.String("code", code),
-			slog.Int("http_status", rec.status),
-			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-			slog.String("error", "refused before reaching the capability"))
-	})
+func serveLoggingRefusals(log *slog.Logger, m *metrics, c *call, next http.Handler, w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	next.ServeHTTP(rec, r)
+	if c.observed.Load() {
+		return
+	}
+	elapsed := time.Since(start)
+	code := refusalCode(w.Header(), rec.status)
+	m.observe(r.URL.Path, code, elapsed)
+	log.LogAttrs(r.Context(), slog.LevelInfo, "call",
+		slog.String("capability", r.URL.Path),
+		slog.String("code", code),
+		slog.Int("http_status", rec.status),
+		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+		slog.String("error", "refused before reaching the capability"))
 }
 
 // refusalCode reads the code of a refused call: gRPC and gRPC-Web put it in

@@ -2,9 +2,6 @@ package gateway
 
 import (
 	"context"
-	"slices"
-	"strings"
-	"sync"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
@@ -87,52 +84,4 @@ func (m *masker) WrapStreamingClient(next connect.StreamingClientFunc) connect.S
 // streams. One that does must mask its messages before it is served.
 func (m *masker) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return next
-}
-
-// callNotes is what the inner layers of a call note for the outer ones (the
-// access log, the audit): who called, and which classes of sensitive data
-// the answer revealed.
-type callNotes struct {
-	mu        sync.Mutex
-	principal string // the authenticated principal's id
-	revealed  []string
-}
-
-type callNotesKey struct{}
-
-func withCallNotes(ctx context.Context) (context.Context, *callNotes) {
-	n := &callNotes{}
-	return context.WithValue(ctx, callNotesKey{}, n), n
-}
-
-func noteRevealed(ctx context.Context, classes []optionsv1.Sensitivity) {
-	n, ok := ctx.Value(callNotesKey{}).(*callNotes)
-	if !ok || len(classes) == 0 {
-		return
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, c := range classes {
-		n.revealed = append(n.revealed, classNames[c])
-	}
-}
-
-func notePrincipal(ctx context.Context, id string) {
-	if n, ok := ctx.Value(callNotesKey{}).(*callNotes); ok {
-		n.mu.Lock()
-		n.principal = id
-		n.mu.Unlock()
-	}
-}
-
-func (n *callNotes) snapshot() (principal string, revealed []string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.principal, slices.Clone(n.revealed)
-}
-
-func (n *callNotes) revealedList() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return strings.Join(n.revealed, ",")
 }

@@ -21,7 +21,8 @@ func TestRateLimiterKeepsABoundedMap(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	l.now = func() time.Time { return now }
 	call := func(id string) error {
-		ctx := context.WithValue(context.Background(), principalKey{}, access.Principal{ID: id, Name: id})
+		ctx, c := ensureCall(context.Background())
+		c.noteAuthorized(access.Principal{ID: id, Name: id})
 		return l.admit(ctx, procedure)
 	}
 

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"net/http"
 	"regexp"
 
@@ -15,23 +14,11 @@ const RequestIDHeader = "X-Request-Id"
 
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
-type requestIDKey struct{}
-
-// RequestID returns the id of the request ctx belongs to, or "" outside one.
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
+// requestIDOf returns the id the caller sent, if it is one, or a new one.
+func requestIDOf(r *http.Request) string {
+	id := r.Header.Get(RequestIDHeader)
+	if !requestIDPattern.MatchString(id) {
+		id = ids.New("req")
+	}
 	return id
-}
-
-// withRequestID gives every request an id, in its context and in the
-// response header, before anything else can fail.
-func withRequestID(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(RequestIDHeader)
-		if !requestIDPattern.MatchString(id) {
-			id = ids.New("req")
-		}
-		w.Header().Set(RequestIDHeader, id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
-	})
 }

@@ -29,7 +29,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -136,8 +135,8 @@ func (h *restHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		route = &h.routes[i]
 	}
 	rec := &answerRecorder{ResponseWriter: w}
-	observed := new(atomic.Bool)
-	ctx := context.WithValue(context.WithValue(r.Context(), observedKey{}, observed), restAnswerKey{}, rec)
+	ctx, c := ensureCall(r.Context())
+	ctx = context.WithValue(ctx, restAnswerKey{}, rec)
 	switch {
 	case route == nil:
 		h.transcoder.ServeHTTP(rec, r.WithContext(ctx))
@@ -151,7 +150,7 @@ func (h *restHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.transcoder.ServeHTTP(rec, r.WithContext(ctx))
 		}
 	}
-	if observed.Load() {
+	if c.observed.Load() {
 		return
 	}
 	elapsed := time.Since(start)

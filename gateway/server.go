@@ -19,7 +19,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -475,31 +474,7 @@ func (s *Server) buildHandler(tracing connect.Interceptor) (http.Handler, error)
 	for _, c := range s.capabilities {
 		procedures[c.Procedure] = true
 	}
-	return withRequestID(s.withLimits(withRefusalLog(s.log, m, procedures, mux))), nil
-}
-
-// withLimits bounds every request's body, and the time of every request but
-// the long-lived streams of server reflection and health watching, which a
-// client such as grpcurl holds open for as long as it wants.
-func (s *Server) withLimits(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasPrefix(r.URL.Path, "/grpc.reflection.") && r.URL.Path != "/grpc.health.v1.Health/Watch" {
-			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Limits.RequestTimeout.Std())
-			defer cancel()
-			r = r.WithContext(ctx)
-			// The context does not interrupt a read of the body: without a
-			// read deadline, a client that trickles its body holds the call
-			// and its connection for as long as it likes (e2e
-			// TestFaultClients/trickled-body). A moment after the timeout,
-			// so that a call that ran out of time says so.
-			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.Limits.RequestTimeout.Std() + time.Second))
-		}
-		// Connect refuses an oversized message with ResourceExhausted before
-		// this trips; the reader guards every other path, and compressed
-		// bodies, too.
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.Limits.MaxRequestBytes+1024)
-		next.ServeHTTP(w, r)
-	})
+	return s.withCall(m, procedures, mux), nil
 }
 
 // readiness pings every backend that can be pinged, at once, and returns the
