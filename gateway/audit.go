@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
@@ -129,10 +128,10 @@ func codeName(err error) string {
 
 // append appends e on its own, outside any transaction.
 func (a *auditor) append(ctx context.Context, e audit.Entry) {
-	// The caller may have gone: the record is still owed.
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if _, aerr := a.audit.Append(actx, e); aerr != nil {
+	// The caller may have gone: the record is still owed. A store that
+	// waits on a database bounds that wait itself (audit.Store.Add), so a
+	// store in memory costs no timer here.
+	if _, aerr := a.audit.Append(context.WithoutCancel(ctx), e); aerr != nil {
 		a.metrics.auditFailures.Inc()
 		a.log.ErrorContext(ctx, "audit: the record of a call could not be appended", "capability", e.Capability, "code", e.Code, "error", aerr.Error())
 	}

@@ -151,7 +151,7 @@ func (s *Server) withCall(m *metrics, procedures map[string]bool, next http.Hand
 			// and its connection for as long as it likes (e2e
 			// TestFaultClients/trickled-body). A moment after the timeout,
 			// so that a call that ran out of time says so.
-			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout + time.Second))
+			_ = setReadDeadline(w, time.Now().Add(timeout+time.Second))
 		}
 		r = r.WithContext(ctx)
 		// Connect refuses an oversized message with ResourceExhausted before
@@ -164,4 +164,14 @@ func (s *Server) withCall(m *metrics, procedures map[string]bool, next http.Hand
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// setReadDeadline is http.NewResponseController(w).SetReadDeadline without
+// the controller's allocation when w can set it itself, as net/http's own
+// writer can.
+func setReadDeadline(w http.ResponseWriter, t time.Time) error {
+	if d, ok := w.(interface{ SetReadDeadline(time.Time) error }); ok {
+		return d.SetReadDeadline(t)
+	}
+	return http.NewResponseController(w).SetReadDeadline(t)
 }

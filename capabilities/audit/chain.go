@@ -34,28 +34,31 @@ const hashVersion = "plinth.audit.v1\x00"
 // id is hashed too, so that GetAuditRecord of an id cannot be pointed at
 // another record unnoticed.
 func ComputeHash(r Record) []byte {
-	var b bytes.Buffer
-	b.WriteString(hashVersion)
-	b.Write(binary.BigEndian.AppendUint64(nil, uint64(r.Sequence)))
-	b.Write(binary.BigEndian.AppendUint64(nil, uint64(r.Time.UnixMicro())))
-	for _, s := range []string{r.ID, r.PrincipalID, r.Capability, r.Code} {
-		writeString(&b, s)
+	// Every record is hashed once as it is chained: the encoding is built
+	// in a buffer on the stack, which a typical record fits.
+	var scratch [512]byte
+	b := append(scratch[:0], hashVersion...)
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Sequence))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Time.UnixMicro()))
+	for _, s := range [...]string{r.ID, r.PrincipalID, r.Capability, r.Code} {
+		b = appendString(b, s)
 	}
-	for _, list := range [][]string{r.ResourceIDs, r.Revealed} {
-		b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(list))))
+	for _, list := range [...][]string{r.ResourceIDs, r.Revealed} {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(list)))
 		for _, s := range list {
-			writeString(&b, s)
+			b = appendString(b, s)
 		}
 	}
-	writeString(&b, r.RequestID)
-	writeString(&b, string(r.PrevHash))
-	sum := sha256.Sum256(b.Bytes())
+	b = appendString(b, r.RequestID)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(r.PrevHash)))
+	b = append(b, r.PrevHash...)
+	sum := sha256.Sum256(b)
 	return sum[:]
 }
 
-func writeString(b *bytes.Buffer, s string) {
-	b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(s))))
-	b.WriteString(s)
+func appendString(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
 }
 
 // Verification is the outcome of walking the chain.

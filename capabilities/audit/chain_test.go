@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"bytes"
+	"encoding/hex"
 	"testing"
 	"time"
 
@@ -44,5 +45,21 @@ func TestComputeHashIsUnambiguous(t *testing.T) {
 	r.Hash = want
 	if !bytes.Equal(audit.ComputeHash(r), want) {
 		t.Error("ComputeHash reads Record.Hash")
+	}
+}
+
+// The encoding that ComputeHash hashes is a stored format: chains written
+// by earlier versions must still verify. This pins one record's hash.
+func TestComputeHashIsStable(t *testing.T) {
+	r := audit.Record{
+		ID: "aud_01JD5Q0000000000000000000A", Sequence: 42,
+		Time:        time.Date(2026, 11, 25, 17, 0, 0, 123456000, time.UTC),
+		PrincipalID: "prn_01JD5Q0000000000000000000B", Capability: "/plinth.ledger.v1.LedgerService/MoveMoney",
+		Code: "ok", ResourceIDs: []string{"lac_A", "lac_B", "trf_C"}, Revealed: []string{"pii"},
+		RequestID: "req_1", PrevHash: make([]byte, audit.HashSize),
+	}
+	const want = "7c5bdbdbb88187b061fce9608d79752f98954f4782dd691c677134ffe8d9a6a8"
+	if got := hex.EncodeToString(audit.ComputeHash(r)); got != want {
+		t.Fatalf("ComputeHash = %s, want %s: the stored encoding changed", got, want)
 	}
 }

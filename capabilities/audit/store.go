@@ -23,7 +23,10 @@ type Store interface {
 	// nil), for a later Chain to link. On a backend that shares its
 	// database with the domains (PostgreSQL), Add joins the transaction
 	// ctx carries (internal/pgtx), if any: the record then commits with
-	// whatever else the transaction writes, or not at all.
+	// whatever else the transaction writes, or not at all. A backend that
+	// waits on something outside the process bounds the wait when ctx has
+	// no deadline: the gateway appends the record of a call whose caller
+	// has gone with a context that is never canceled.
 	Add(ctx context.Context, r Record) error
 
 	// Chain takes at most limit of the records added and not yet chained,

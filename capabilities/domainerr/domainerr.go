@@ -54,6 +54,9 @@ type Detailed interface {
 // KindOf returns the Kind of the first domain error in err's chain, and false
 // if there is none.
 func KindOf(err error) (Kind, bool) {
+	if err == nil {
+		return 0, false // before errors.As, whose target would cost an allocation
+	}
 	var de Error
 	if errors.As(err, &de) {
 		return de.Kind(), true

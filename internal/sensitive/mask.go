@@ -28,13 +28,13 @@ func Mask(msg proto.Message, reveal func(optionsv1.Sensitivity) bool) (proto.Mes
 	if !MayHold(msg.ProtoReflect().Descriptor()) {
 		return msg, nil
 	}
-	revealed := map[optionsv1.Sensitivity]bool{}
+	var revealed classSet
 	out := msg
-	if needsMask(msg.ProtoReflect(), reveal, revealed) {
+	if needsMask(msg.ProtoReflect(), reveal, &revealed) {
 		out = proto.Clone(msg)
 		mask(out.ProtoReflect(), reveal)
 	}
-	return out, revealedClasses(revealed)
+	return out, revealed.classes()
 }
 
 // Revealed returns the classes that Mask(msg, reveal) would report shown in
@@ -43,15 +43,21 @@ func Revealed(msg proto.Message, reveal func(optionsv1.Sensitivity) bool) []opti
 	if !MayHold(msg.ProtoReflect().Descriptor()) {
 		return nil
 	}
-	revealed := map[optionsv1.Sensitivity]bool{}
-	needsMask(msg.ProtoReflect(), reveal, revealed)
-	return revealedClasses(revealed)
+	var revealed classSet
+	needsMask(msg.ProtoReflect(), reveal, &revealed)
+	return revealed.classes()
 }
 
-func revealedClasses(revealed map[optionsv1.Sensitivity]bool) []optionsv1.Sensitivity {
+// classSet is a set of the classes PII, PCI and PHI.
+type classSet uint8
+
+func (s *classSet) add(c optionsv1.Sensitivity) { *s |= 1 << c }
+
+// classes returns the classes in s, in the order PII, PCI, PHI.
+func (s classSet) classes() []optionsv1.Sensitivity {
 	var classes []optionsv1.Sensitivity
 	for _, c := range []optionsv1.Sensitivity{optionsv1.Sensitivity_SENSITIVITY_PII, optionsv1.Sensitivity_SENSITIVITY_PCI, optionsv1.Sensitivity_SENSITIVITY_PHI} {
-		if revealed[c] {
+		if s&(1<<c) != 0 {
 			classes = append(classes, c)
 		}
 	}
@@ -59,28 +65,45 @@ func revealedClasses(revealed map[optionsv1.Sensitivity]bool) []optionsv1.Sensit
 }
 
 // needsMask reports whether m has a set field to mask, and notes the
-// classes it shows in full.
-func needsMask(m protoreflect.Message, reveal func(optionsv1.Sensitivity) bool, revealed map[optionsv1.Sensitivity]bool) bool {
+// classes it shows in full. It runs on every answer, so it reads the fields
+// by descriptor rather than through Range, whose callback costs an
+// allocation per message.
+func needsMask(m protoreflect.Message, reveal func(optionsv1.Sensitivity) bool, revealed *classSet) bool {
 	need := false
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+	fields := m.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
 		if class := ClassOf(fd); class != optionsv1.Sensitivity_SENSITIVITY_UNSPECIFIED && class != optionsv1.Sensitivity_SENSITIVITY_SECRET {
+			if !m.Has(fd) {
+				continue
+			}
 			if reveal(class) {
-				revealed[class] = true
+				revealed.add(class)
 			} else {
 				need = true
 			}
-			return true
+			continue
 		}
-		if m := fd.Message(); m == nil || !MayHold(m) {
-			return true
+		// A map's Message is its entry, which holds the value.
+		if md := fd.Message(); md == nil || !MayHold(md) || !m.Has(fd) {
+			continue
 		}
-		forEachMessage(fd, v, func(child protoreflect.Message) {
-			if needsMask(child, reveal, revealed) {
-				need = true
+		v := m.Get(fd)
+		switch {
+		case fd.IsList():
+			list := v.List()
+			for j := range list.Len() {
+				need = needsMask(list.Get(j).Message(), reveal, revealed) || need
 			}
-		})
-		return true
-	})
+		case fd.IsMap():
+			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+				need = needsMask(mv.Message(), reveal, revealed) || need
+				return true
+			})
+		default:
+			need = needsMask(v.Message(), reveal, revealed) || need
+		}
+	}
 	return need
 }
 

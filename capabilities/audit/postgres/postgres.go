@@ -21,6 +21,8 @@
 package postgres
 
 import (
+	"time"
+
 	"context"
 	"errors"
 
@@ -54,9 +56,17 @@ func New(pool *pgxpool.Pool) *Store {
 const recordColumns = `r.id, r.sequence, r.time, r.principal_id, r.capability, r.code,
        r.resource_ids, r.revealed, r.request_id, r.prev_hash, r.hash`
 
+// addTimeout bounds an Add whose context has no deadline of its own.
+const addTimeout = 5 * time.Second
+
 // Add inserts r into audit.pending: in the transaction ctx carries, if any,
 // else on its own.
 func (s *Store) Add(ctx context.Context, r audit.Record) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, addTimeout)
+		defer cancel()
+	}
 	if _, err := pgtx.QuerierFor(ctx, s.pool).Exec(ctx, `
 INSERT INTO audit.pending (id, time, principal_id, capability, code, resource_ids, revealed, request_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
