@@ -78,9 +78,12 @@ type Attempt interface {
 	// Finish records r and releases the key. With keepEffect the call's
 	// effect is kept, atomically with r; without, it is undone first (a
 	// refused call records its refusal but nothing it may have written).
-	// also, if not nil, runs after the effect is kept or undone and before
-	// the commit, with the attempt's context: what it writes there commits
-	// with r, or not at all, and if it fails nothing commits.
+	// also, if not nil, runs with the attempt's context, and what it writes
+	// there lands after the effect is kept or undone and before the
+	// commit: it commits with r, or not at all, and if it fails nothing
+	// commits. On PostgreSQL its context also carries the batch that
+	// records r (pgtx.WithBatch), so that a write made with pgtx.Write
+	// costs no round trip of its own.
 	Finish(ctx context.Context, r Record, keepEffect bool, also func(context.Context) error) error
 	// Abandon undoes the call's effect and releases the key without a
 	// record, so that a retry runs the call again. It is a no-op after

@@ -181,7 +181,10 @@ func (a *postgresAttempt) Finish(ctx context.Context, r Record, keepEffect bool,
 		details = [][]byte{}
 	}
 	// One round trip: end the effect (keep it, or undo it), record the
-	// answer. Then the commit makes both durable together.
+	// answer, and whatever also writes (pgtx.WithBatch: the audit record),
+	// after the effect's savepoint is released or rolled back, so that it
+	// is kept for a refusal too. Then the commit makes all of it durable
+	// together.
 	b := &pgx.Batch{}
 	if keepEffect {
 		b.Queue(`RELEASE SAVEPOINT ` + effectSavepoint)
@@ -192,15 +195,13 @@ func (a *postgresAttempt) Finish(ctx context.Context, r Record, keepEffect bool,
 INSERT INTO idempotency.records (caller, key, procedure, request_hash, code, response, response_class, message, details, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		a.claim.Caller, a.claim.Key, r.Procedure, r.RequestHash[:], r.Code, response, class, r.Message, details, r.CreatedAt)
-	if err := a.tx.SendBatch(ctx, b).Close(); err != nil {
-		return pgtx.Classify(ctx, "idempotency: record the answer", err)
-	}
-	// After the effect's savepoint is released or rolled back: what also
-	// writes is kept for a refusal too.
 	if also != nil {
-		if err := also(a.ctx); err != nil {
+		if err := also(pgtx.WithBatch(a.ctx, b)); err != nil {
 			return err
 		}
+	}
+	if err := a.tx.SendBatch(ctx, b).Close(); err != nil {
+		return pgtx.Classify(ctx, "idempotency: record the answer", err)
 	}
 	if err := a.tx.Commit(ctx); err != nil {
 		// The commit's outcome is unknown: the effect and the record are

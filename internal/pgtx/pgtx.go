@@ -41,6 +41,30 @@ func FromContext(ctx context.Context) (pgx.Tx, bool) {
 	return tx, ok
 }
 
+type batchKey struct{}
+
+// WithBatch returns a context in which Write queues its statement on b
+// instead of sending it: the owner of the transaction sends b, with its
+// own statements, in one round trip, and an error of any of them fails
+// the batch (the owner then rolls back). The idempotency layer uses it to
+// write the audit record of a call with the call's answer.
+func WithBatch(ctx context.Context, b *pgx.Batch) context.Context {
+	return context.WithValue(ctx, batchKey{}, b)
+}
+
+// Write executes a statement that returns no rows: queued on the batch ctx
+// carries (WithBatch), if any, else in the transaction ctx carries, else
+// on pool. queued reports which; a queued statement's outcome is the
+// batch's.
+func Write(ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) (queued bool, err error) {
+	if b, ok := ctx.Value(batchKey{}).(*pgx.Batch); ok {
+		b.Queue(sql, args...)
+		return true, nil
+	}
+	_, err = QuerierFor(ctx, pool).Exec(ctx, sql, args...)
+	return false, err
+}
+
 // Querier is what both a pool and a transaction can do.
 type Querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)

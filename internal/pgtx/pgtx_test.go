@@ -107,6 +107,37 @@ func TestRunJoinsTheTransactionInTheContext(t *testing.T) {
 	}
 }
 
+// Write sends its statement on its own, in the transaction of the
+// context, or with the batch of the context, which the owner sends.
+func TestWrite(t *testing.T) {
+	t.Parallel()
+	pool, exists := setup(t)
+	const ins = `INSERT INTO t VALUES ($1)`
+	if queued, err := pgtx.Write(t.Context(), pool, ins, "alone"); err != nil || queued || !exists("alone") {
+		t.Fatalf("Write on its own = %v, %v; want it written", queued, err)
+	}
+
+	tx, err := pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	ctx := pgtx.WithTx(t.Context(), tx)
+	if queued, err := pgtx.Write(ctx, pool, ins, "in-tx"); err != nil || queued || exists("in-tx") {
+		t.Fatalf("Write in a transaction = %v, %v (visible outside: %v); want it written in the transaction only", queued, err, exists("in-tx"))
+	}
+
+	b := &pgx.Batch{}
+	if queued, err := pgtx.Write(pgtx.WithBatch(ctx, b), pool, ins, "batched"); err != nil || !queued || b.Len() != 1 {
+		t.Fatalf("Write with a batch = %v, %v, batch of %d; want it queued", queued, err, b.Len())
+	}
+	// Queued, not sent: the same key again fails only when the batch goes.
+	b.Queue(ins, "batched")
+	if err := tx.SendBatch(t.Context(), b).Close(); err == nil {
+		t.Fatal("the batch with the queued write and its duplicate succeeded; the queued write was not in it")
+	}
+}
+
 func TestClassify(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

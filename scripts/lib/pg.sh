@@ -14,7 +14,8 @@
 #   pg_stop                stop the server if pg_start started it (for a trap)
 #
 # The server keeps PostgreSQL's default settings (fsync and synchronous_commit
-# on), but for max_connections=200.
+# on), but for max_connections=200, and runs with glibc's malloc told to keep
+# freed memory (see pg_start).
 
 pg_bin=
 pg_dir=
@@ -63,7 +64,15 @@ pg_start() {
   echo "==> PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port (settings: ${options:-defaults, durable})" >&2
   "${pg_as[@]}" "$pg_bin/initdb" -D "$dir/data" -U postgres --auth=trust --encoding=UTF8 --locale=C >/dev/null
   pg_dir=$dir
-  "${pg_as[@]}" "$pg_bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w \
+  # glibc's malloc gives memory back to the kernel as soon as 128 KiB lie
+  # free at the top of a process's heap. A backend serving Plinth crosses
+  # that line several times per call, and every give-back flushes the TLBs
+  # of every core: about a tenth of the machine under MoveMoney load (perf),
+  # none of it useful. Keeping up to 8 MiB per backend stops it; see
+  # docs/configuration.md, "PostgreSQL". pgbench runs against the same
+  # server, with the same setting.
+  MALLOC_TRIM_THRESHOLD_=8388608 MALLOC_TOP_PAD_=1048576 \
+    "${pg_as[@]}" "$pg_bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w \
     -o "-h 127.0.0.1 -p $pg_port -k $dir -c max_connections=200 $options" start >/dev/null
 }
 

@@ -59,15 +59,15 @@ const recordColumns = `r.id, r.sequence, r.time, r.principal_id, r.capability, r
 // addTimeout bounds an Add whose context has no deadline of its own.
 const addTimeout = 5 * time.Second
 
-// Add inserts r into audit.pending: in the transaction ctx carries, if any,
-// else on its own.
+// Add inserts r into audit.pending: with the batch or in the transaction
+// ctx carries (pgtx.Write), if any, else on its own.
 func (s *Store) Add(ctx context.Context, r audit.Record) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, addTimeout)
 		defer cancel()
 	}
-	if _, err := pgtx.QuerierFor(ctx, s.pool).Exec(ctx, `
+	if _, err := pgtx.Write(ctx, s.pool, `
 INSERT INTO audit.pending (id, time, principal_id, capability, code, resource_ids, revealed, request_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		r.ID, r.Time, r.PrincipalID, r.Capability, r.Code, nonNil(r.ResourceIDs), nonNil(r.Revealed), r.RequestID); err != nil {
