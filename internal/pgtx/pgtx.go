@@ -8,7 +8,7 @@
 // commits its own, so backends work the same outside the gateway (tests,
 // tools).
 //
-//	ctx ──> idempotency: BEGIN ─┬─> backend: Run ─> SAVEPOINT (ended by the COMMIT)
+//	ctx ──> idempotency: BEGIN ─┬─> backend: Run ─> SAVEPOINT, with its first write (ended by the COMMIT)
 //	                            └─> record the key and the audit record ─> COMMIT
 package pgtx
 
@@ -86,20 +86,18 @@ func QuerierFor(ctx context.Context, pool *pgxpool.Pool) Querier {
 // in a savepoint of it: fn's writes are undone on error, and on success
 // they commit when the owner of the outer transaction commits.
 //
-// On success a joined savepoint is left as it is rather than released: the
-// owner's COMMIT (or its release of an enclosing savepoint) ends it just the
-// same, and the round trip a RELEASE would take is a tenth of a transfer's
-// time. A request makes a handful of such savepoints, far below the 64 at
+// A joined savepoint is made in the same round trip as fn's first write,
+// not in one of its own (savepoint.go). On success it is left as it is
+// rather than released: the owner's COMMIT (or its release of an enclosing
+// savepoint) ends it just the same, and the round trip a RELEASE would take
+// is a tenth of a transfer's time. A request makes a handful of such savepoints, far below the 64 at
 // which PostgreSQL's subtransaction cache overflows.
 func Run(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx) error) (err error) {
 	var tx pgx.Tx
 	outer, joined := FromContext(ctx)
 	if joined {
-		tx, err = outer.Begin(ctx) // a savepoint
-	} else {
-		tx, err = pool.Begin(ctx)
-	}
-	if err != nil {
+		tx = newSavepoint(outer) // made with fn's first write (savepoint.go)
+	} else if tx, err = pool.Begin(ctx); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer func() {

@@ -107,6 +107,74 @@ func TestRunJoinsTheTransactionInTheContext(t *testing.T) {
 	}
 }
 
+// Joined Runs make their savepoints with their first writes, batches and
+// single statements alike, nested or one after another: each undoes its
+// own writes only, and a write the database refuses leaves the owner's
+// transaction usable.
+func TestJoinedSavepoints(t *testing.T) {
+	t.Parallel()
+	pool, exists := setup(t)
+	const ins = `INSERT INTO t VALUES ($1)`
+	outer, err := pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outer.Rollback(context.Background())
+	ctx := pgtx.WithTx(t.Context(), outer)
+
+	err = pgtx.Run(ctx, pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(ins, "batched")
+		b.Queue(`SELECT count(*) FROM t WHERE k = 'batched'`)
+		br := tx.SendBatch(ctx, b)
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		var n int
+		if err := br.QueryRow().Scan(&n); err != nil || n != 1 {
+			t.Errorf("the batch's query read %d rows, %v; want its own insert", n, err)
+		}
+		if err := br.Close(); err != nil {
+			return err
+		}
+		inner := pgtx.Run(pgtx.WithTx(ctx, tx), pool, func(tx pgx.Tx) error {
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM t`).Scan(&n); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, ins, "inner"); err != nil {
+				return err
+			}
+			return errors.New("refused")
+		})
+		if inner == nil {
+			t.Error("the inner Run hid its error")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Refused by the database (the key is taken): undone, and the
+	// transaction goes on.
+	if err := pgtx.Run(ctx, pool, insert("batched")); err == nil {
+		t.Fatal("a duplicate key was accepted")
+	}
+	if err := pgtx.Run(ctx, pool, insert("after")); err != nil {
+		t.Fatalf("a Run after a refused one: %v", err)
+	}
+	// A Run that wrote nothing has nothing to undo.
+	if err := pgtx.Run(ctx, pool, func(pgx.Tx) error { return errors.New("refused early") }); err == nil {
+		t.Fatal("Run hid fn's error")
+	}
+	if err := outer.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !exists("batched") || !exists("after") || exists("inner") {
+		t.Errorf("after the commit: batched=%v after=%v inner=%v, want true, true, false", exists("batched"), exists("after"), exists("inner"))
+	}
+}
+
 // Write sends its statement on its own, in the transaction of the
 // context, or with the batch of the context, which the owner sends.
 func TestWrite(t *testing.T) {
