@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +37,10 @@ type call struct {
 	authorized bool
 	// revealed are the classes of sensitive data the answer shows in full.
 	revealed []string
+
+	// status is what serveLoggingRefusals records the response with: part
+	// of the call so that it costs no allocation of its own.
+	status statusRecorder
 }
 
 type callKey struct{}
@@ -116,11 +119,12 @@ func noteRevealed(ctx context.Context, classes []optionsv1.Sensitivity) {
 }
 
 // notes returns who called and what the answer revealed, as the inner
-// layers noted them.
+// layers noted them. The outer layers read them once the inner ones have
+// returned, so revealed is no longer appended to and is not copied.
 func (c *call) notes() (principal string, revealed []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.principalID, slices.Clone(c.revealed)
+	return c.principalID, c.revealed
 }
 
 func (c *call) revealedList() string {

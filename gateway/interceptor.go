@@ -103,12 +103,13 @@ func (o *observer) record(ctx context.Context, procedure, protocol string, start
 	// Never the request or response: they may hold sensitive values. The
 	// error message is safe: domain messages never repeat sensitive values,
 	// and an Internal error's message holds only the request id.
-	attrs := []slog.Attr{
+	var room [6]slog.Attr // every attribute below, on the stack
+	attrs := append(room[:0],
 		slog.String("capability", procedure),
 		slog.String("protocol", protocol),
 		slog.String("code", code),
 		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-	}
+	)
 	if err != nil {
 		var ce *connect.Error
 		if errors.As(err, &ce) {

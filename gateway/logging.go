@@ -44,7 +44,8 @@ func (h requestIDHandler) WithGroup(name string) slog.Handler {
 // repeat the offending value.
 func serveLoggingRefusals(log *slog.Logger, m *metrics, c *call, next http.Handler, w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	c.status = statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	rec := &c.status
 	next.ServeHTTP(rec, r)
 	if c.observed.Load() {
 		return

@@ -80,6 +80,9 @@ func (s *Service) Append(ctx context.Context, e Entry) (Record, error) {
 	case e.Code == "":
 		return Record{}, &domainerr.InvalidArgumentError{Field: "code", Description: "is required"}
 	}
+	// The lists are e's, not copies: Store.Add keeps a copy of its own
+	// (or writes them out), so what the caller does with them later
+	// changes nothing stored.
 	r := Record{
 		ID:          ids.New("aud"),
 		Time:        s.now().UTC().Truncate(time.Microsecond),
@@ -278,5 +281,5 @@ func nilIfEmpty(s []string) []string {
 	if len(s) == 0 {
 		return nil
 	}
-	return append([]string(nil), s...)
+	return s
 }

@@ -20,7 +20,8 @@ import "context"
 // their empty lists nil.
 type Store interface {
 	// Add stores r, a record not yet chained (its Sequence 0, its hashes
-	// nil), for a later Chain to link. On a backend that shares its
+	// nil), for a later Chain to link. r stays the caller's: a store that
+	// keeps it in memory keeps a copy. On a backend that shares its
 	// database with the domains (PostgreSQL), Add joins the transaction
 	// ctx carries (internal/pgtx), if any: the record then commits with
 	// whatever else the transaction writes, or not at all. A backend that
