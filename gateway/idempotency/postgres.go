@@ -68,29 +68,31 @@ func lockID(caller, key string) int64 {
 }
 
 func (s *postgresStore) Begin(ctx context.Context, c Claim) (_ *Record, _ Attempt, err error) {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return nil, nil, pgtx.Classify(ctx, "idempotency: begin", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback(context.WithoutCancel(ctx))
-		}
-	}()
-	// One round trip: the lock, the record, the savepoint. The record read
-	// without the lock is not used.
+	// One round trip: BEGIN, the lock, the record, the savepoint. The
+	// record read without the lock is not used.
 	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
 	b.Queue(`SELECT pg_try_advisory_xact_lock($1)`, lockID(c.Caller, c.Key))
 	b.Queue(`
 SELECT procedure, request_hash, code, response, coalesce(response_class, ''), message, details, created_at
   FROM idempotency.records WHERE caller = $1 AND key = $2`, c.Caller, c.Key)
 	b.Queue(`SAVEPOINT ` + effectSavepoint)
-	br := tx.SendBatch(ctx, b)
+	br := s.pool.SendBatch(ctx, b)
+	tx := br.Tx() // holds the connection until it commits or rolls back
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
 	var (
 		locked, found bool
 		r             Record
 		hash          []byte
 	)
+	if _, err = br.Exec(); err != nil { // BEGIN
+		_ = br.Close()
+		return nil, nil, pgtx.Classify(ctx, "idempotency: begin", err)
+	}
 	err = br.QueryRow().Scan(&locked)
 	if err == nil {
 		err = br.QueryRow().Scan(&r.Procedure, &hash, &r.Code, &r.Response, &r.Class, &r.Message, &r.Details, &r.CreatedAt)
