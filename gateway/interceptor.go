@@ -26,7 +26,7 @@ package gateway
 // masked like the first. Validation comes before idempotency so that a
 // malformed request never claims a key. Errors are mapped innermost so that
 // idempotency records exactly the answer the caller gets. Request ids, body
-// limits and timeouts are plain HTTP middleware (server.go), so they hold
+// limits and timeouts are plain HTTP middleware (withCall, call.go), so they hold
 // for every path, not only capabilities.
 
 import (

@@ -112,7 +112,7 @@ type restRoute struct {
 // take for a fault of its own (an unknown query parameter, a body where
 // the route takes none), hands the rest to the transcoder, and logs and
 // counts, under the capability's procedure, the calls refused before any
-// interceptor runs, as withRefusalLog does for the procedures' paths. A
+// interceptor runs, as serveLoggingRefusals does for the procedures' paths. A
 // path that names no capability is not a call: it gets its 404 or 405
 // unlogged, like any other unknown path.
 type restHandler struct {
