@@ -587,3 +587,23 @@ func noPlaintextPII(t *testing.T, dbURL string, values ...string) {
 	}
 	t.Logf("no PII in the clear in %d rows of %d tables", read, len(tables))
 }
+
+// `plinth serve --cpuprofile FILE` writes a CPU profile of the whole run,
+// ended by a clean stop: a gzipped pprof protobuf.
+func TestServeWritesACPUProfile(t *testing.T) {
+	profile := filepath.Join(t.TempDir(), "cpu.pprof")
+	cmd := exec.Command(binary, "serve", "--cpuprofile", profile)
+	cmd.Env = append(os.Environ(), "PLINTH_LISTEN=127.0.0.1:0")
+	g := startCommand(t, cmd)
+	if res, err := http.Get(g.base + "/healthz"); err == nil {
+		res.Body.Close()
+	}
+	g.stop(t)
+	data, err := os.ReadFile(profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) < 2 || data[0] != 0x1f || data[1] != 0x8b {
+		t.Fatalf("the profile is %d bytes and not gzipped: not what go tool pprof reads", len(data))
+	}
+}
