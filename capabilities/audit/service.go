@@ -61,18 +61,19 @@ func NewService(store Store, opts ...Option) *Service {
 	return s
 }
 
-// Append records one capability call and returns the record as added:
-// not chained yet (Sequence 0, no hashes), but stored, and chained by the
+// Append records one capability call and returns the record as added
+// (its lists are e's own, not copies): not chained yet (Sequence 0, no
+// hashes), but stored, and chained by the
 // next Chain (the gateway runs RunChainer; every read of the chain chains
 // first). The gateway calls it once per call, after the outcome is known,
 // whatever it is; e.Capability and e.Code are required (a
 // *domainerr.InvalidArgumentError otherwise).
 //
 // On the PostgreSQL backend the record joins the transaction ctx carries,
-// if any (see Store.Add): the gateway appends the record of a call that
-// changes state in that call's transaction, so the effect and its record
-// commit together, and appends every other record with a ctx that carries
-// none, so that it commits on its own.
+// if any, or the batch (see Store.Add): the gateway appends the record of
+// a call that changes state with that call's answer, in its transaction,
+// so the effect and its record commit together, and appends every other
+// record with a ctx that carries none, so that it commits on its own.
 func (s *Service) Append(ctx context.Context, e Entry) (Record, error) {
 	switch {
 	case e.Capability == "":
