@@ -67,7 +67,10 @@ func New(pool *pgxpool.Pool) *Store {
 const (
 	constraintAccountsPkey  = "accounts_pkey"
 	constraintTransfersPkey = "transfers_pkey"
-	constraintHoldsPkey     = "holds_pkey"
+	// Legs are keyed by (transfer_id, position): a collision is the
+	// transfer's.
+	constraintTransferLegsPkey = "transfer_legs_pkey"
+	constraintHoldsPkey        = "holds_pkey"
 )
 
 // The columns of an account, in the order scanAccount reads them.

@@ -297,18 +297,40 @@ UPDATE ledger.accounts SET state = $2, freeze_reason = $3, description = $4, upd
 	return nil
 }
 
-// checkedAtPosting are the deferred constraints that PostTransfer has the
-// database check before it returns, rather than at COMMIT: so that books
-// that do not add up are refused by the PostTransfer that wrote them,
-// inside the Apply's savepoint, not by the commit of the request's
-// transaction. The capture's foreign key stays deferred: change may save
-// the captured hold after posting its transfer.
-const checkedAtPosting = `ledger.transfers_balanced, ledger.transfer_legs_balanced, ledger.entries_balanced,
-	ledger.entries_counted, ledger.accounts_last_entry_fkey`
+// postTransferSQL writes a transfer, its legs and its entries, and moves
+// its accounts' balances, in one statement whatever the number of legs: a
+// statement costs PostgreSQL about as much to start as these rows cost to
+// write. The sub-statements of a WITH all run, whether or not the main one
+// reads them; their foreign keys are checked at the end of the whole
+// statement, when every row it wrote is there.
+//
+// Double entry (ledger.transfers_balanced and the other constraint
+// triggers) is checked at COMMIT, as the schema defers it: books that do
+// not add up fail the request's transaction whole, and nothing of it
+// commits. Checking it here instead (SET CONSTRAINTS ... IMMEDIATE, and
+// back) cost two more statements per transfer to name the same failure
+// sooner, and a failure there can only be a bug in a backend: the Service
+// posts what it checked.
+const postTransferSQL = `
+WITH transfer AS (
+    INSERT INTO ledger.transfers (id, currency, description, reverses_transfer_id, posted_at)
+    VALUES ($1, $2, $3, $4, $5)
+), legs AS (
+    INSERT INTO ledger.transfer_legs (transfer_id, position, currency, from_account_id, to_account_id, amount)
+    SELECT $1, (l.ord - 1)::smallint, $2, l.from_id, l.to_id, l.amount
+      FROM unnest($6::text[], $7::text[], $8::bigint[]) WITH ORDINALITY AS l(from_id, to_id, amount, ord)
+), entries AS (
+    INSERT INTO ledger.entries (id, account_id, transfer_id, seq, amount, balance_after, posted_at)
+    SELECT e.id, e.account_id, $1, e.seq, e.amount, e.balance_after, e.posted_at
+      FROM unnest($9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bigint[], $14::timestamptz[])
+           AS e(id, account_id, seq, amount, balance_after, posted_at)
+)
+UPDATE ledger.accounts a SET posted = u.posted, entry_count = u.entry_count
+  FROM unnest($15::text[], $16::bigint[], $17::bigint[]) AS u(id, posted, entry_count)
+ WHERE a.id = u.id`
 
 // PostTransfer writes the transfer, its legs and its entries and moves its
-// accounts' balances in one round trip, with one statement per table
-// whatever the number of legs.
+// accounts' balances in one statement (postTransferSQL).
 func (t *tx) PostTransfer(tr ledger.Transfer, entries []ledger.Entry) error {
 	t.mustBeOpen()
 	switch {
@@ -359,30 +381,14 @@ func (t *tx) PostTransfer(tr ledger.Transfer, entries []ledger.Entry) error {
 		posted[i], counts[i] = last[id].BalanceAfter, last[id].Seq
 	}
 
-	b := &pgx.Batch{}
-	b.Queue(`
-INSERT INTO ledger.transfers (id, currency, description, reverses_transfer_id, posted_at)
-VALUES ($1, $2, $3, $4, $5)`,
-		tr.ID, tr.Currency, tr.Description, nullIfEmpty(tr.ReversesID), tr.PostedAt)
-	b.Queue(`
-INSERT INTO ledger.transfer_legs (transfer_id, position, currency, from_account_id, to_account_id, amount)
-SELECT $1, (l.ord - 1)::smallint, $2, l.from_id, l.to_id, l.amount
-  FROM unnest($3::text[], $4::text[], $5::bigint[]) WITH ORDINALITY AS l(from_id, to_id, amount, ord)`,
-		tr.ID, tr.Currency, froms, tos, amounts)
-	b.Queue(`
-INSERT INTO ledger.entries (id, account_id, transfer_id, seq, amount, balance_after, posted_at)
-SELECT e.id, e.account_id, $1, e.seq, e.amount, e.balance_after, e.posted_at
-  FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::timestamptz[])
-       AS e(id, account_id, seq, amount, balance_after, posted_at)`,
-		tr.ID, entryIDs, accountIDs, seqs, signed, balances, times)
-	b.Queue(`
-UPDATE ledger.accounts a SET posted = u.posted, entry_count = u.entry_count
-  FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS u(id, posted, entry_count)
- WHERE a.id = u.id`, touched, posted, counts)
-	b.Queue(`SET CONSTRAINTS ` + checkedAtPosting + ` IMMEDIATE`)
-	b.Queue(`SET CONSTRAINTS ` + checkedAtPosting + ` DEFERRED`)
-	if err := t.db.SendBatch(t.ctx, b).Close(); err != nil {
-		if pgtx.Violated(err, constraintTransfersPkey) {
+	if _, err := t.db.Exec(t.ctx, postTransferSQL,
+		tr.ID, tr.Currency, tr.Description, nullIfEmpty(tr.ReversesID), tr.PostedAt,
+		froms, tos, amounts,
+		entryIDs, accountIDs, seqs, signed, balances, times,
+		touched, posted, counts); err != nil {
+		// The sub-statements run in no set order, so a transfer id taken
+		// already may first collide with the legs that transfer has.
+		if pgtx.Violated(err, constraintTransfersPkey) || pgtx.Violated(err, constraintTransferLegsPkey) {
 			return &domainerr.AlreadyExistsError{Resource: "transfer", ID: tr.ID}
 		}
 		return t.fail("post transfer "+tr.ID, err)
