@@ -37,9 +37,9 @@ const Schema = "idempotency"
 //	                                            found is replayed
 //	    ... the capability runs; backends join the transaction (pgtx) ...
 //	  RELEASE (keep) or ROLLBACK TO (undo)   ┐  one round trip
-//	  INSERT the record                      ┘
-//	  what Finish's also writes (the call's audit record)
-//	COMMIT                                      effect and records together
+//	  INSERT the record                      │
+//	  what Finish's also writes (the audit)  │
+//	COMMIT                                   ┘  effect and records together
 type postgresStore struct {
 	pool   *pgxpool.Pool
 	sealer *seal.Sealer
@@ -77,8 +77,7 @@ func (s *postgresStore) Begin(ctx context.Context, c Claim) (_ *Record, _ Attemp
 SELECT procedure, request_hash, code, response, coalesce(response_class, ''), message, details, created_at
   FROM idempotency.records WHERE caller = $1 AND key = $2`, c.Caller, c.Key)
 	b.Queue(`SAVEPOINT ` + effectSavepoint)
-	br := s.pool.SendBatch(ctx, b)
-	tx := br.Tx() // holds the connection until it commits or rolls back
+	tx, br := pgtx.BeginWith(ctx, s.pool, b) // holds the connection until it commits or rolls back
 	defer func() {
 		if err != nil {
 			_ = tx.Rollback(context.WithoutCancel(ctx))
@@ -142,7 +141,7 @@ func (s *postgresStore) DeleteExpired(ctx context.Context, cutoff time.Time) (in
 }
 
 type postgresAttempt struct {
-	tx     pgx.Tx
+	tx     *pgtx.PooledTx
 	claim  Claim
 	ctx    context.Context
 	sealer *seal.Sealer
@@ -185,8 +184,8 @@ func (a *postgresAttempt) Finish(ctx context.Context, r Record, keepEffect bool,
 	// One round trip: end the effect (keep it, or undo it), record the
 	// answer, and whatever also writes (pgtx.WithBatch: the audit record),
 	// after the effect's savepoint is released or rolled back, so that it
-	// is kept for a refusal too. Then the commit makes all of it durable
-	// together.
+	// is kept for a refusal too; then COMMIT makes all of it durable
+	// together, or none of it if any statement failed.
 	b := &pgx.Batch{}
 	if keepEffect {
 		b.Queue(`RELEASE SAVEPOINT ` + effectSavepoint)
@@ -202,13 +201,11 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 			return err
 		}
 	}
-	if err := a.tx.SendBatch(ctx, b).Close(); err != nil {
-		return pgtx.Classify(ctx, "idempotency: record the answer", err)
-	}
-	if err := a.tx.Commit(ctx); err != nil {
-		// The commit's outcome is unknown: the effect and the record are
-		// either both there or both gone, so a retry is safe either way.
-		return pgtx.Classify(ctx, "idempotency: commit", err)
+	if err := a.tx.CommitWith(ctx, b); err != nil {
+		// If the connection was lost, the commit's outcome is unknown: the
+		// effect and the record are either both there or both gone, so a
+		// retry is safe either way.
+		return pgtx.Classify(ctx, "idempotency: record the answer and commit", err)
 	}
 	return nil
 }

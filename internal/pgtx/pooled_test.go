@@ -1,0 +1,143 @@
+package pgtx_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"plinth.dev/plinth/internal/pgtest"
+	"plinth.dev/plinth/internal/pgtx"
+)
+
+// begin begins a PooledTx with an insert of k in its first round trip.
+func begin(t *testing.T, pool *pgxpool.Pool, k string) *pgtx.PooledTx {
+	t.Helper()
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue(`INSERT INTO t VALUES ($1)`, k)
+	tx, br := pgtx.BeginWith(t.Context(), pool, b)
+	if err := br.Close(); err != nil {
+		_ = tx.Rollback(t.Context())
+		t.Fatalf("BeginWith: %v", err)
+	}
+	return tx
+}
+
+func wantReleased(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	if n := pool.Stat().AcquiredConns(); n != 0 {
+		t.Errorf("%d connections still held after the transaction ended", n)
+	}
+}
+
+func TestPooledTxCommitsWithItsLastStatements(t *testing.T) {
+	t.Parallel()
+	pool, exists := setup(t)
+	ctx := t.Context()
+
+	tx := begin(t, pool, "first")
+	if exists("first") {
+		t.Error("the first round trip's write is visible before the commit")
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO t VALUES ('middle')`); err != nil {
+		t.Fatal(err)
+	}
+	last := &pgx.Batch{}
+	last.Queue(`INSERT INTO t VALUES ('last')`)
+	if err := tx.CommitWith(ctx, last); err != nil {
+		t.Fatalf("CommitWith = %v", err)
+	}
+	for _, k := range []string{"first", "middle", "last"} {
+		if !exists(k) {
+			t.Errorf("%q was not committed", k)
+		}
+	}
+	wantReleased(t, pool)
+
+	// Ended: it refuses to be used, rather than run on a connection that is
+	// back in the pool.
+	if _, err := tx.Exec(ctx, `INSERT INTO t VALUES ('late')`); !errors.Is(err, pgx.ErrTxClosed) {
+		t.Errorf("Exec after the commit = %v, want ErrTxClosed", err)
+	}
+	if err := tx.QueryRow(ctx, `SELECT 1`).Scan(new(int)); !errors.Is(err, pgx.ErrTxClosed) {
+		t.Errorf("QueryRow after the commit = %v, want ErrTxClosed", err)
+	}
+	if err := tx.SendBatch(ctx, &pgx.Batch{}).Close(); !errors.Is(err, pgx.ErrTxClosed) {
+		t.Errorf("SendBatch after the commit = %v, want ErrTxClosed", err)
+	}
+	if err := tx.Rollback(ctx); !errors.Is(err, pgx.ErrTxClosed) {
+		t.Errorf("Rollback after the commit = %v, want ErrTxClosed", err)
+	}
+	if exists("late") {
+		t.Error("a write after the commit was made")
+	}
+}
+
+func TestPooledTxCommitsNothingWhenAStatementFails(t *testing.T) {
+	t.Parallel()
+	pool, exists := setup(t)
+	ctx := t.Context()
+
+	tx := begin(t, pool, "a")
+	last := &pgx.Batch{}
+	last.Queue(`INSERT INTO t VALUES ('b')`)
+	last.Queue(`INSERT INTO t VALUES ('a')`) // taken: the COMMIT after it must not run
+	pgtest.WantViolation(t, tx.CommitWith(ctx, last), "23505", "t_pkey")
+	if exists("a") || exists("b") {
+		t.Error("a transaction whose last statements failed committed some of them")
+	}
+	wantReleased(t, pool)
+	if err := tx.Rollback(ctx); !errors.Is(err, pgx.ErrTxClosed) {
+		t.Errorf("Rollback after a failed CommitWith = %v, want ErrTxClosed", err)
+	}
+}
+
+func TestPooledTxReportsARefusedCommit(t *testing.T) {
+	t.Parallel()
+	pool, exists := setup(t)
+	ctx := t.Context()
+	if _, err := pool.Exec(ctx, `
+CREATE TABLE child (k text REFERENCES t (k) DEFERRABLE INITIALLY DEFERRED)`); err != nil {
+		t.Fatal(err)
+	}
+
+	tx := begin(t, pool, "parent")
+	last := &pgx.Batch{}
+	last.Queue(`INSERT INTO child VALUES ('orphan')`) // refused at COMMIT only
+	pgtest.WantViolation(t, tx.CommitWith(ctx, last), "23503", "child_k_fkey")
+	if exists("parent") {
+		t.Error("a transaction whose COMMIT was refused left its writes")
+	}
+	wantReleased(t, pool)
+}
+
+func TestPooledTxRollsBack(t *testing.T) {
+	t.Parallel()
+	pool, exists := setup(t)
+	ctx := t.Context()
+
+	tx := begin(t, pool, "undone")
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatalf("Rollback = %v", err)
+	}
+	if exists("undone") {
+		t.Error("a rolled back write was kept")
+	}
+	wantReleased(t, pool)
+
+	// A first round trip that fails leaves nothing held once rolled back.
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue(`INSERT INTO no_such_table VALUES (1)`)
+	tx, br := pgtx.BeginWith(ctx, pool, b)
+	if err := br.Close(); err == nil {
+		t.Fatal("a batch over a missing table succeeded")
+	}
+	_ = tx.Rollback(ctx)
+	wantReleased(t, pool)
+	if _, err := tx.Exec(ctx, `SELECT 1`); !errors.Is(err, pgx.ErrTxClosed) {
+		t.Errorf("Exec after the rollback = %v, want ErrTxClosed", err)
+	}
+}
