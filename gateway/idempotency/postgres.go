@@ -36,7 +36,7 @@ const Schema = "idempotency"
 //	  SAVEPOINT                              ┘  gets ErrInProgress; a record
 //	                                            found is replayed
 //	    ... the capability runs; backends join the transaction (pgtx) ...
-//	  RELEASE (keep) or ROLLBACK TO (undo)   ┐  one round trip
+//	  ROLLBACK TO, to undo a refused effect  ┐  one round trip
 //	  INSERT the record                      │
 //	  what Finish's also writes (the audit)  │
 //	COMMIT                                   ┘  effect and records together
@@ -181,15 +181,17 @@ func (a *postgresAttempt) Finish(ctx context.Context, r Record, keepEffect bool,
 	if details == nil {
 		details = [][]byte{}
 	}
-	// One round trip: end the effect (keep it, or undo it), record the
-	// answer, and whatever also writes (pgtx.WithBatch: the audit record),
-	// after the effect's savepoint is released or rolled back, so that it
-	// is kept for a refusal too; then COMMIT makes all of it durable
-	// together, or none of it if any statement failed.
+	// One round trip: undo a refused call's effect (ROLLBACK TO its
+	// savepoint), then record the answer and whatever also writes
+	// (pgtx.WithBatch: the audit record), after the undo, so that they are
+	// kept for a refusal too; then COMMIT makes all of it durable together,
+	// or none of it if any statement failed.
+	//
+	// A kept effect's savepoint is left as it is rather than released: the
+	// records written inside it commit with it, and RELEASE would be one
+	// more statement on every call to change nothing that COMMIT does not.
 	b := &pgx.Batch{}
-	if keepEffect {
-		b.Queue(`RELEASE SAVEPOINT ` + effectSavepoint)
-	} else {
+	if !keepEffect {
 		b.Queue(`ROLLBACK TO SAVEPOINT ` + effectSavepoint)
 	}
 	b.Queue(`
