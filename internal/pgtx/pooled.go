@@ -18,8 +18,23 @@ import (
 // It is what the gateway's idempotency layer puts in a mutating call's
 // context: one round trip fewer on every such call.
 type PooledTx struct {
-	tx   pgx.Tx        // pgx's, on conn
-	conn *pgxpool.Conn // nil once the transaction ended
+	tx    pgx.Tx        // pgx's, on conn
+	conn  *pgxpool.Conn // nil once the transaction ended
+	ended []func()      // AfterEnd's, run once it ended
+}
+
+// AfterEnd runs fn once the transaction ctx carries has ended, committed or
+// not, if it is a PooledTx, and else at once. A cache that a write
+// invalidates uses it: emptied when the write is made, it may be filled
+// again with the row as still committed before the write commits, and
+// emptying it once more when the transaction ends, before the call answers,
+// means no caller who saw the answer can be served the old row.
+func AfterEnd(ctx context.Context, fn func()) {
+	if t, ok := ctx.Value(txKey{}).(*PooledTx); ok && t.conn != nil {
+		t.ended = append(t.ended, fn)
+		return
+	}
+	fn()
 }
 
 var _ pgx.Tx = (*PooledTx)(nil)
@@ -73,6 +88,10 @@ func (t *PooledTx) end(ctx context.Context) error {
 	}
 	t.conn.Release()
 	t.conn = nil
+	for _, fn := range t.ended {
+		fn()
+	}
+	t.ended = nil
 	return err
 }
 

@@ -141,3 +141,41 @@ func TestPooledTxRollsBack(t *testing.T) {
 		t.Errorf("Exec after the rollback = %v, want ErrTxClosed", err)
 	}
 }
+
+func TestAfterEnd(t *testing.T) {
+	t.Parallel()
+	pool, _ := setup(t)
+	ctx := t.Context()
+
+	ran := 0
+	pgtx.AfterEnd(ctx, func() { ran++ })
+	if ran != 1 {
+		t.Fatalf("without a transaction, AfterEnd ran fn %d times, want once at once", ran)
+	}
+
+	for _, commit := range []bool{true, false} {
+		ran = 0
+		tx := begin(t, pool, "after-end")
+		txCtx := pgtx.WithTx(ctx, tx)
+		pgtx.AfterEnd(txCtx, func() { ran++ })
+		pgtx.AfterEnd(txCtx, func() { ran++ })
+		if ran != 0 {
+			t.Fatalf("AfterEnd ran fn before the transaction ended")
+		}
+		if commit {
+			if err := tx.CommitWith(ctx, &pgx.Batch{}); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if ran != 2 {
+			t.Errorf("committed %v: fns ran %d times after the end, want 2", commit, ran)
+		}
+		if commit {
+			if _, err := pool.Exec(ctx, `DELETE FROM t WHERE k = 'after-end'`); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}

@@ -18,11 +18,32 @@
 // changed only under its row lock (SELECT ... FOR UPDATE), so concurrent
 // rotations and revocations of one key queue up rather than lose each
 // other's changes.
+//
+// LookupKey, which authenticates every call, answers from memory what it
+// read less than keyCacheTTL ago, as long as nothing can have changed it
+// since. Triggers (migration 00002) NOTIFY every change of a key, a
+// principal or its roles, whoever makes it, hand-run SQL included; each
+// Store LISTENs on a connection of its own and empties its cache on every
+// notification, so a revocation stops a key on every gateway as soon as it
+// commits (and at once on the gateway that made it: the Store's writes
+// empty its cache themselves). The cache is used only while that
+// connection listens, since a change made while nobody listened would go
+// unseen: until the first LISTEN, and from the loss of the connection
+// until it listens again, every lookup reads the database. The TTL bounds
+// what a notification lost some other way could leave stale. Only keys
+// that exist are cached, under a size bound, and never inside a request's
+// transaction, whose reads may see writes not yet committed, or an older
+// snapshot. keycache.go and listener.go have the details; Close stops the
+// listener.
 package postgres
 
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,22 +56,62 @@ import (
 )
 
 // Store keeps principals and keys in PostgreSQL. It is safe for concurrent
-// use.
+// use. Close stops the listener of its cache.
 type Store struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	log   *slog.Logger
+	cache *keyCache
+
+	// The listener (listener.go): started by the first LookupKey, stopped
+	// by Close.
+	listenStart   sync.Once
+	listenCtx     context.Context
+	stopListening context.CancelFunc
+	listenMu      sync.Mutex // guards closed and listenDone
+	closed        bool
+	listenDone    chan struct{} // closed when the listener has returned
+	listenerPID   atomic.Uint32 // of the listening connection's backend; 0 when none
+	// sleep waits between attempts to listen; tests hold it up.
+	sleep func(ctx context.Context, d time.Duration) bool
 }
 
 var (
 	_ access.Store    = (*Store)(nil)
 	_ registry.Pinger = (*Store)(nil)
+	_ io.Closer       = (*Store)(nil)
 )
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithLogger makes the Store log when its cache goes off for want of
+// notifications, and when it is back. Without it the Store logs nothing.
+func WithLogger(log *slog.Logger) Option {
+	return func(s *Store) {
+		if log != nil {
+			s.log = log
+		}
+	}
+}
 
 // New returns a Store over pool, whose database must have the access
 // migrations applied. New does not touch the database, and the Store never
 // closes pool: whoever made the pool (the gateway, shared by every domain)
-// closes it.
-func New(pool *pgxpool.Pool) *Store {
-	return &Store{pool: pool}
+// closes it, after closing the Store.
+func New(pool *pgxpool.Pool, opts ...Option) *Store {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Store{
+		pool:          pool,
+		log:           slog.New(slog.DiscardHandler),
+		cache:         newKeyCache(),
+		listenCtx:     ctx,
+		stopListening: cancel,
+		sleep:         sleepCtx,
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Names of constraints whose violations mean something to callers.
@@ -74,6 +135,7 @@ const keyColumns = `k.id, k.principal_id, k.prefix, k.secret_hash, k.description
 
 // CreatePrincipal stores a new principal with its roles.
 func (s *Store) CreatePrincipal(ctx context.Context, p access.Principal) error {
+	defer s.changed(ctx)
 	err := pgtx.Run(ctx, s.pool, func(tx pgx.Tx) error { return insertPrincipal(ctx, tx, p) })
 	return s.principalWriteError(ctx, "create principal "+p.ID, p, err)
 }
@@ -145,6 +207,7 @@ SELECT `+principalColumns+` FROM access.principals p WHERE p.id > $1 ORDER BY p.
 
 // GrantRole adds a role to a principal's roles.
 func (s *Store) GrantRole(ctx context.Context, principalID, role string) (access.Principal, error) {
+	defer s.changed(ctx)
 	var p access.Principal
 	err := pgtx.Run(ctx, s.pool, func(tx pgx.Tx) (err error) {
 		if _, err := tx.Exec(ctx, `
@@ -166,6 +229,7 @@ INSERT INTO access.principal_roles (principal_id, role) VALUES ($1, $2) ON CONFL
 
 // RevokeRole removes a role from a principal's roles.
 func (s *Store) RevokeRole(ctx context.Context, principalID, role string) (access.Principal, error) {
+	defer s.changed(ctx)
 	var p access.Principal
 	err := pgtx.Run(ctx, s.pool, func(tx pgx.Tx) (err error) {
 		if _, err := tx.Exec(ctx, `
@@ -188,6 +252,7 @@ DELETE FROM access.principal_roles WHERE principal_id = $1 AND role = $2`, princ
 // a principal between the check and the insert. It runs once in the life of
 // a deployment, so the lock costs nothing that matters.
 func (s *Store) CreateFirstPrincipal(ctx context.Context, p access.Principal, k access.APIKey) (bool, error) {
+	defer s.changed(ctx)
 	var created bool
 	err := pgtx.Run(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `LOCK TABLE access.principals IN SHARE ROW EXCLUSIVE MODE`); err != nil {
@@ -220,6 +285,7 @@ func (s *Store) CreateFirstPrincipal(ctx context.Context, p access.Principal, k 
 
 // CreateKey stores a new key of an existing principal.
 func (s *Store) CreateKey(ctx context.Context, k access.APIKey) error {
+	defer s.changed(ctx)
 	err := pgtx.Run(ctx, s.pool, func(tx pgx.Tx) error { return insertKey(ctx, tx, k) })
 	return s.keyWriteError(ctx, "create API key "+k.ID, k, err)
 }
@@ -260,9 +326,34 @@ func (s *Store) GetKey(ctx context.Context, id string) (access.APIKey, error) {
 	return k, nil
 }
 
-// LookupKey returns the key with the prefix and its principal, in one
-// round trip: it runs on every call the gateway authenticates.
+// LookupKey returns the key with the prefix and its principal: it runs on
+// every call the gateway authenticates, so it answers from the cache when
+// it can (see the package doc), else in one round trip.
+//
+// Inside a request's transaction it neither reads nor fills the cache: the
+// request must see its own writes, and what it reads may not be committed
+// (and roll back), or be from a snapshot older than a change already
+// notified, which the generation check could not tell.
 func (s *Store) LookupKey(ctx context.Context, prefix string) (access.APIKey, access.Principal, error) {
+	s.startListener()
+	if _, inTx := pgtx.FromContext(ctx); inTx {
+		return s.lookupKey(ctx, prefix)
+	}
+	k, p, hit, t := s.cache.get(prefix)
+	if hit {
+		return k, p, nil
+	}
+	k, p, err := s.lookupKey(ctx, prefix)
+	if err != nil {
+		return access.APIKey{}, access.Principal{}, err // not found included: never cached
+	}
+	s.cache.put(prefix, t, k, p)
+	return k, p, nil
+}
+
+// lookupKey reads the key with the prefix and its principal from the
+// database.
+func (s *Store) lookupKey(ctx context.Context, prefix string) (access.APIKey, access.Principal, error) {
 	row := pgtx.QuerierFor(ctx, s.pool).QueryRow(ctx, `
 SELECT `+keyColumns+`, `+principalColumns+`
   FROM access.api_keys k JOIN access.principals p ON p.id = k.principal_id
@@ -343,6 +434,7 @@ func (s *Store) RotateKey(ctx context.Context, id string, rotate func(*access.AP
 //
 // If change fails, nothing is written and its error is returned as it is.
 func (s *Store) changeKey(ctx context.Context, id string, change func(*access.APIKey) (*access.APIKey, error)) (access.APIKey, *access.APIKey, error) {
+	defer s.changed(ctx)
 	var (
 		updated   access.APIKey
 		successor *access.APIKey
@@ -387,17 +479,46 @@ UPDATE access.api_keys SET expires_at = $2, revoked_at = $3, last_used_at = $4 W
 // RecordKeyUse sets a key's last_used_at, unless it is recent enough. The
 // condition is in the UPDATE, so that of concurrent callers the ones that
 // wait for the first one's row lock find its write and skip.
+//
+// The triggers do not notify this change (it would empty every cache once
+// a minute per key in use), so RecordKeyUse updates the cached key itself:
+// else Authenticate, finding the cached LastUsedAt ever older, would call
+// it on every call. When it wrote nothing (another caller was first), or
+// wrote in a request's transaction that may yet roll back, it does not
+// know what is stored and drops the cached key instead.
 func (s *Store) RecordKeyUse(ctx context.Context, id string, at, notBefore time.Time) error {
+	var wrote bool
 	err := pgtx.Run(ctx, s.pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `
+		tag, err := tx.Exec(ctx, `
 UPDATE access.api_keys SET last_used_at = $2
  WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)`, id, at, notBefore)
+		wrote = tag.RowsAffected() == 1
 		return err
 	})
 	if err != nil {
 		return s.fail(ctx, "record the use of API key "+id, err)
 	}
+	_, inTx := pgtx.FromContext(ctx)
+	s.cache.recordUse(id, stored(at), wrote && !inTx)
 	return nil
+}
+
+// changed empties the cache after a write of keys, principals or roles,
+// so that this gateway stops serving what it changed at once, rather than
+// when its own notification comes back. It runs whether the write
+// succeeded or not: a COMMIT whose answer was lost may have committed.
+//
+// Inside a request's transaction (pgtx.Run joins it) the write commits
+// later, with the request, and a lookup in between reads the row as it
+// was, still committed, and may cache it again. So changed empties the
+// cache once more when that transaction ends (pgtx.AfterEnd), before the
+// request answers: a caller that revoked a key and presents it again at
+// once is refused on this gateway, and on the others as soon as the
+// triggers' NOTIFY, sent at that commit, reaches them. A rollback notifies
+// nothing, and leaves nothing to undo.
+func (s *Store) changed(ctx context.Context) {
+	s.cache.invalidate()
+	pgtx.AfterEnd(ctx, s.cache.invalidate)
 }
 
 // Ping reports whether the database can be reached, for /readyz.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -40,6 +41,7 @@ func TestConformance(t *testing.T) {
 		func(t *testing.T) access.Store {
 			pool := newPool(t)
 			s := postgres.New(pool)
+			t.Cleanup(func() { s.Close() }) // before the pool closes: registered after it
 			pools.Store(s, pool)
 			return s
 		},
@@ -104,6 +106,15 @@ func TestRegistered(t *testing.T) {
 	}
 	if _, ok := store.(access.Store); !ok {
 		t.Fatalf("Open returned a %T, not an access.Store", store)
+	}
+	// The gateway closes what Open returned if it is an io.Closer: that
+	// stops the key cache's listener.
+	closer, ok := store.(io.Closer)
+	if !ok {
+		t.Fatalf("Open returned a %T, not an io.Closer", store)
+	}
+	if err := closer.Close(); err != nil {
+		t.Errorf("Close: %v", err)
 	}
 	if _, err := b.Open(t.Context(), registry.Env{}); err == nil {
 		t.Error("Open without a pool succeeded")
@@ -185,6 +196,7 @@ func TestUnavailableWhenTheDatabaseIsUnreachable(t *testing.T) {
 	}
 	defer pool.Close()
 	store := postgres.New(pool)
+	defer store.Close() // LookupKey starts its listener
 	ctx := t.Context()
 	p := access.Principal{ID: principalID, Name: "payroll-app", CreatedAt: time.Now()}
 	k := access.APIKey{ID: keyID, PrincipalID: principalID, Prefix: "0123abcd", SecretHash: make([]byte, 32), CreatedAt: time.Now()}

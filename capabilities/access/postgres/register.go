@@ -19,7 +19,9 @@ var migrationFiles embed.FS
 func Migrations() fs.FS { return registry.MigrationsIn(migrationFiles, "migrations") }
 
 func init() {
-	registry.RegisterPostgresBackend("access", Migrations(), func(_ context.Context, pool *pgxpool.Pool, _ registry.Env) (any, error) {
-		return access.Store(New(pool)), nil
+	// The gateway closes what Open returns if it is an io.Closer, as the
+	// *Store inside this access.Store is: that stops its cache's listener.
+	registry.RegisterPostgresBackend("access", Migrations(), func(_ context.Context, pool *pgxpool.Pool, env registry.Env) (any, error) {
+		return access.Store(New(pool, WithLogger(env.Logger))), nil
 	})
 }
