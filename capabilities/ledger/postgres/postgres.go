@@ -6,7 +6,7 @@
 // The schema (migrations/, applied by `plinth migrate` through
 // internal/migrate, never by the backend itself) lives in the PostgreSQL
 // schema "ledger"; its constraints refuse books that do not add up whoever
-// writes them (see the migration's header):
+// writes them (see the migrations' headers):
 //
 //	ledger.accounts       one row per account, with its posted balance and
 //	   │                  entry count kept in step with its entries

@@ -226,14 +226,30 @@ func TestSchemaRefusesWhatTheLedgerForbids(t *testing.T) {
 	}
 	const id5 = "lac_00000000000000000000000005"
 	// A transfer of 7 from settle to wallet, with its leg, for the entries
-	// the cases below get wrong.
+	// the cases below get wrong. A transfer, its legs and its entries are
+	// written by one statement (together), as the books must add up after
+	// every statement.
 	trf2 := "trf_00000000000000000000000002"
 	newTransfer := `INSERT INTO ledger.transfers (id, currency, posted_at) VALUES ('` + trf2 + `', 'USD', now())`
-	newLeg := `INSERT INTO ledger.transfer_legs (transfer_id, position, currency, from_account_id, to_account_id, amount)
-		VALUES ('` + trf2 + `', 0, 'USD', '` + settle + `', '` + wallet + `', 7)`
-	entry := func(n int, account string, seq, amount, balanceAfter int) string {
+	legOf := func(transfer string, position int, from, to string, amount int) string {
+		return fmt.Sprintf(`INSERT INTO ledger.transfer_legs (transfer_id, position, currency, from_account_id, to_account_id, amount)
+			VALUES ('%s', %d, 'USD', '%s', '%s', %d)`, transfer, position, from, to, amount)
+	}
+	newLeg := legOf(trf2, 0, settle, wallet, 7)
+	entryOf := func(transfer string, n int, account string, seq, amount, balanceAfter int) string {
 		return fmt.Sprintf(`INSERT INTO ledger.entries (id, account_id, transfer_id, seq, amount, balance_after, posted_at)
-			VALUES ('ent_%026d', '%s', '%s', %d, %d, %d, now())`, n, account, trf2, seq, amount, balanceAfter)
+			VALUES ('ent_%026d', '%s', '%s', %d, %d, %d, now())`, n, account, transfer, seq, amount, balanceAfter)
+	}
+	entry := func(n int, account string, seq, amount, balanceAfter int) string {
+		return entryOf(trf2, n, account, seq, amount, balanceAfter)
+	}
+	together := func(statements ...string) string {
+		last := len(statements) - 1
+		with := make([]string, last)
+		for i, sql := range statements[:last] {
+			with[i] = fmt.Sprintf("s%d AS (%s)", i, sql)
+		}
+		return "WITH " + strings.Join(with, ", ") + " " + statements[last]
 	}
 	bump := func(account string, seq, balance int) string {
 		return fmt.Sprintf(`UPDATE ledger.accounts SET entry_count = %d, posted = %d WHERE id = '%s'`, seq, balance, account)
@@ -261,9 +277,7 @@ func TestSchemaRefusesWhatTheLedgerForbids(t *testing.T) {
 		{"reason while open", []string{newAccount(id5, "USD", "NULL", "non_negative", 0, "open", "why")}, checkViolation, "accounts_freeze_reason_while_frozen"},
 		{"balance without entries", []string{`INSERT INTO ledger.accounts (id, currency, balance_policy, state, posted, created_at, updated_at)
 			VALUES ('` + id5 + `', 'USD', 'unrestricted', 'open', 5, now(), now())`}, checkViolation, "accounts_no_entries_no_balance"},
-		{"below the floor", []string{
-			newTransfer, newLeg, entry(1, wallet, 2, -107, -7), entry(2, settle, 2, 7, -93), bump(wallet, 2, -7), bump(settle, 2, -93),
-		}, checkViolation, "accounts_posted_above_floor"},
+		{"below the floor", []string{bump(wallet, 2, -7)}, checkViolation, "accounts_posted_above_floor"},
 		{"closing with a balance", []string{`UPDATE ledger.accounts SET state = 'closed' WHERE id = '` + wallet + `'`}, checkViolation, "accounts_closed_empty"},
 		{"reopening a closed account", []string{`UPDATE ledger.accounts SET state = 'open' WHERE id = '` + closed + `'`}, checkViolation, "accounts_fixed"},
 		{"changing currency", []string{`UPDATE ledger.accounts SET currency = 'EUR' WHERE id = '` + settle + `'`}, checkViolation, "accounts_fixed"},
@@ -271,41 +285,53 @@ func TestSchemaRefusesWhatTheLedgerForbids(t *testing.T) {
 
 		// Double entry.
 		{"entries that do not sum to zero", []string{
-			newTransfer, newLeg, entry(1, settle, 2, -7, -107), entry(2, wallet, 2, 8, 108), bump(settle, 2, -107), bump(wallet, 2, 108),
+			together(newTransfer, newLeg, entry(1, settle, 2, -7, -107), entry(2, wallet, 2, 8, 108)), bump(settle, 2, -107), bump(wallet, 2, 108),
 		}, checkViolation, "entries_sum_to_zero"},
 		{"entries that are not the legs", []string{
-			newTransfer, newLeg, entry(1, wallet, 2, -7, 93), entry(2, settle, 2, 7, -93), bump(wallet, 2, 93), bump(settle, 2, -93),
+			together(newTransfer, newLeg, entry(1, wallet, 2, -7, 93), entry(2, settle, 2, 7, -93)), bump(wallet, 2, 93), bump(settle, 2, -93),
 		}, checkViolation, "entries_match_legs"},
-		{"legs without entries", []string{newTransfer, newLeg}, checkViolation, "entries_match_legs"},
+		{"legs without entries", []string{together(newTransfer, newLeg)}, checkViolation, "entries_match_legs"},
 		{"transfer without legs", []string{newTransfer}, checkViolation, "transfers_have_legs"},
+		// Not at COMMIT only: after the statement that wrote the transfer,
+		// even if what would balance it comes next.
+		{"transfer balanced by a later statement", []string{
+			newTransfer, newLeg, entry(1, settle, 2, -7, -107), entry(2, wallet, 2, 7, 107), bump(settle, 2, -107), bump(wallet, 2, 107),
+		}, checkViolation, "transfers_have_legs"},
+		{"leg added to a posted transfer", []string{legOf(trf1, 1, settle, wallet, 5)}, checkViolation, "entries_match_legs"},
+		{"entries added to a posted transfer", []string{
+			together(entryOf(trf1, 1, settle, 2, -5, -105), entryOf(trf1, 2, wallet, 2, 5, 105)), bump(settle, 2, -105), bump(wallet, 2, 105),
+		}, checkViolation, "entries_match_legs"},
 		{"entry of a missing transfer", []string{entry(1, settle, 2, -7, -107)}, foreignKey, "entries_transfer_fkey"},
 
 		// Each account's chain of entries and its balance.
 		{"balance not its last entry's", []string{
-			newTransfer, newLeg, entry(1, settle, 2, -7, -107), entry(2, wallet, 2, 7, 107), bump(settle, 2, -107), bump(wallet, 2, 100),
+			together(newTransfer, newLeg, entry(1, settle, 2, -7, -107), entry(2, wallet, 2, 7, 107)), bump(settle, 2, -107), bump(wallet, 2, 100),
 		}, foreignKey, "accounts_last_entry_fkey"},
 		{"entry left out of the balance", []string{
-			newTransfer, newLeg, entry(1, settle, 2, -7, -107), entry(2, wallet, 2, 7, 107), bump(settle, 2, -107),
+			together(newTransfer, newLeg, entry(1, settle, 2, -7, -107), entry(2, wallet, 2, 7, 107)), bump(settle, 2, -107),
 		}, checkViolation, "entries_counted"},
-		{"gap in the entries", []string{newTransfer, newLeg, entry(1, settle, 3, -7, -107)}, foreignKey, "entries_follow_previous"},
-		{"running balance broken", []string{newTransfer, newLeg, entry(1, settle, 2, -7, -110)}, foreignKey, "entries_follow_previous"},
-		{"entry numbered twice", []string{newTransfer, newLeg, entry(1, settle, 1, -7, -7)}, uniqueViolation, "entries_account_seq_key"},
-		{"first entry not from zero", []string{newTransfer, newLeg, entry(1, euros, 1, 7, 8)}, checkViolation, "entries_first_from_zero"},
-		{"entry of nothing", []string{newTransfer, newLeg, entry(1, settle, 2, 0, -100)}, checkViolation, "entries_amount_not_zero"},
-		{"entry numbered zero", []string{newTransfer, newLeg, entry(1, settle, 0, -7, -7)}, checkViolation, "entries_seq_positive"},
+		// A foreign key of a row is checked before the statement's double
+		// entry: these write to the posted trf1 alone, so that no other
+		// statement trigger of theirs runs first.
+		{"gap in the entries", []string{entryOf(trf1, 1, settle, 3, -7, -107)}, foreignKey, "entries_follow_previous"},
+		{"running balance broken", []string{entryOf(trf1, 1, settle, 2, -7, -110)}, foreignKey, "entries_follow_previous"},
+		{"entry numbered twice", []string{together(newTransfer, newLeg, entry(1, settle, 1, -7, -7))}, uniqueViolation, "entries_account_seq_key"},
+		{"first entry not from zero", []string{together(newTransfer, newLeg, entry(1, euros, 1, 7, 8))}, checkViolation, "entries_first_from_zero"},
+		{"entry of nothing", []string{together(newTransfer, newLeg, entry(1, settle, 2, 0, -100))}, checkViolation, "entries_amount_not_zero"},
+		{"entry numbered zero", []string{together(newTransfer, newLeg, entry(1, settle, 0, -7, -7))}, checkViolation, "entries_seq_positive"},
 
 		// Legs.
-		{"leg of nothing", []string{newTransfer, strings.Replace(newLeg, ", 7)", ", 0)", 1)}, checkViolation, "transfer_legs_amount_positive"},
-		{"leg to itself", []string{newTransfer, strings.Replace(newLeg, settle, wallet, 1)}, checkViolation, "transfer_legs_distinct_accounts"},
-		{"leg to an account in another currency", []string{newTransfer, strings.Replace(newLeg, wallet, euros, 1)}, foreignKey, "transfer_legs_to_fkey"},
-		{"leg in another currency than its transfer", []string{newTransfer,
-			strings.Replace(strings.Replace(strings.Replace(newLeg, "'USD'", "'EUR'", 1), settle, closed, 1), wallet, euros, 1)},
+		{"leg of nothing", []string{together(newTransfer, legOf(trf2, 0, settle, wallet, 0))}, checkViolation, "transfer_legs_amount_positive"},
+		{"leg to itself", []string{together(newTransfer, legOf(trf2, 0, wallet, wallet, 7))}, checkViolation, "transfer_legs_distinct_accounts"},
+		{"leg to an account in another currency", []string{legOf(trf1, 1, settle, euros, 7)}, foreignKey, "transfer_legs_to_fkey"},
+		{"leg in another currency than its transfer", []string{
+			strings.Replace(strings.Replace(strings.Replace(legOf(trf1, 1, settle, wallet, 7), "'USD'", "'EUR'", 1), settle, closed, 1), wallet, euros, 1)},
 			foreignKey, "transfer_legs_transfer_fkey"},
 
 		// Transfers.
 		{"reversed twice", []string{
-			`INSERT INTO ledger.transfers (id, currency, reverses_transfer_id, posted_at) VALUES ('trf_00000000000000000000000008', 'USD', '` + trf1 + `', now())`,
-			`INSERT INTO ledger.transfers (id, currency, reverses_transfer_id, posted_at) VALUES ('trf_00000000000000000000000009', 'USD', '` + trf1 + `', now())`,
+			`INSERT INTO ledger.transfers (id, currency, reverses_transfer_id, posted_at) VALUES ('trf_00000000000000000000000008', 'USD', '` + trf1 + `', now()),
+			 ('trf_00000000000000000000000009', 'USD', '` + trf1 + `', now())`,
 		}, uniqueViolation, "transfers_reversed_once"},
 		{"reversal in another currency", []string{
 			`INSERT INTO ledger.transfers (id, currency, reverses_transfer_id, posted_at) VALUES ('trf_00000000000000000000000008', 'EUR', '` + trf1 + `', now())`,
@@ -334,7 +360,7 @@ func TestSchemaRefusesWhatTheLedgerForbids(t *testing.T) {
 
 	// And the statements that make a transfer right are accepted, so the
 	// refusals above are the constraint's doing.
-	if err := inTx(ctx, pool, newTransfer, newLeg, entry(1, settle, 2, -7, -107), entry(2, wallet, 2, 7, 107),
+	if err := inTx(ctx, pool, together(newTransfer, newLeg, entry(1, settle, 2, -7, -107), entry(2, wallet, 2, 7, 107)),
 		bump(settle, 2, -107), bump(wallet, 2, 107)); err != nil {
 		t.Fatalf("a transfer that adds up was refused: %v", err)
 	}

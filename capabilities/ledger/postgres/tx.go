@@ -301,16 +301,14 @@ UPDATE ledger.accounts SET state = $2, freeze_reason = $3, description = $4, upd
 // its accounts' balances, in one statement whatever the number of legs: a
 // statement costs PostgreSQL about as much to start as these rows cost to
 // write. The sub-statements of a WITH all run, whether or not the main one
-// reads them; their foreign keys are checked at the end of the whole
-// statement, when every row it wrote is there.
+// reads them, and their foreign keys and triggers run at the end of the
+// whole statement, when every row it wrote is there.
 //
-// Double entry (ledger.transfers_balanced and the other constraint
-// triggers) is checked at COMMIT, as the schema defers it: books that do
-// not add up fail the request's transaction whole, and nothing of it
-// commits. Checking it here instead (SET CONSTRAINTS ... IMMEDIATE, and
-// back) cost two more statements per transfer to name the same failure
-// sooner, and a failure there can only be a bug in a backend: the Service
-// posts what it checked.
+// So the schema's double-entry check (migration 00002: once per table and
+// statement, over the statement's rows) refuses books that do not add up
+// at this statement, inside the Apply's savepoint. That the posted
+// balances count every entry (entries_counted, accounts_last_entry_fkey)
+// is checked at COMMIT, as the schema defers it.
 const postTransferSQL = `
 WITH transfer AS (
     INSERT INTO ledger.transfers (id, currency, description, reverses_transfer_id, posted_at)

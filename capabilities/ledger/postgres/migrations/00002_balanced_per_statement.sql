@@ -1,0 +1,166 @@
+-- Double entry, checked once per statement instead of once per row.
+--
+-- 00001 checked that a transfer adds up with constraint triggers, deferred
+-- to COMMIT, one per row written: a transfer of one leg was checked four
+-- times (its row, its leg, its two entries), each check a plpgsql call and
+-- a query. At COMMIT those calls were an eighth of the machine's time
+-- under load (docs/benchmarks.md). Now one trigger per table and statement
+-- checks every transfer the statement wrote rows of, in one query over the
+-- statement's rows (a transition table).
+--
+-- The rule this needs is a stricter one: a transfer, its legs and its
+-- entries are written by one statement (the ledger writes them with one
+-- INSERT ... WITH ..., see postTransferSQL), and the books add up after
+-- every statement, not only at COMMIT. A writer that inserts a transfer in
+-- one statement and its legs in the next is refused at the first. The
+-- triggers of a statement's sub-statements run when the whole statement
+-- has run, so they see every row it wrote.
+--
+-- What is checked is unchanged, for every transfer that got a row:
+--   - it has a leg (transfers_have_legs);
+--   - its entries sum to zero (entries_sum_to_zero);
+--   - they change each account by exactly what its legs say
+--     (entries_match_legs).
+-- entries_counted and accounts_last_entry_fkey stay as they were, deferred
+-- to COMMIT: an account may be updated in another statement than its
+-- entries.
+
+-- +goose Up
+DROP TRIGGER transfers_balanced ON ledger.transfers;
+DROP TRIGGER transfer_legs_balanced ON ledger.transfer_legs;
+DROP TRIGGER entries_balanced ON ledger.entries;
+DROP FUNCTION ledger.check_transfer_balances();
+
+-- One statement over the transfers the statement wrote rows of (the
+-- transition table "written", whose transfer column depends on the table).
+-- Its plan is cached per table for the session, generic: planning it
+-- anew at each call would cost more than running it.
+-- +goose StatementBegin
+CREATE FUNCTION ledger.check_transfers_balanced() RETURNS trigger
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    transfers  text[];
+    transfer   text;
+    has_legs   boolean;
+    total      numeric; -- of the entries; NULL when there is none
+    mismatched text;    -- an account whose entries are not what its legs say
+BEGIN
+    IF TG_TABLE_NAME = 'transfers' THEN
+        SELECT array_agg(id) INTO transfers FROM written;
+    ELSE
+        SELECT array_agg(DISTINCT transfer_id) INTO transfers FROM written;
+    END IF;
+
+    -- The first transfer that does not add up, if any, and how.
+    SELECT t.id, c.has_legs, c.total, c.mismatched
+      INTO transfer, has_legs, total, mismatched
+      FROM unnest(transfers) AS t(id)
+     CROSS JOIN LATERAL (
+           SELECT coalesce(bool_or(a.legs), false) AS has_legs, sum(a.by_entries) AS total,
+                  min(a.account_id) FILTER (WHERE a.by_entries IS DISTINCT FROM a.by_legs) AS mismatched
+             FROM (SELECT m.account_id, bool_or(m.is_leg) AS legs,
+                          sum(m.amount) FILTER (WHERE NOT m.is_leg) AS by_entries,
+                          sum(m.amount) FILTER (WHERE m.is_leg) AS by_legs
+                     FROM (SELECT account_id, amount, false AS is_leg FROM ledger.entries WHERE transfer_id = t.id
+                           UNION ALL
+                           SELECT from_account_id, -amount, true FROM ledger.transfer_legs WHERE transfer_id = t.id
+                           UNION ALL
+                           SELECT to_account_id, amount, true FROM ledger.transfer_legs WHERE transfer_id = t.id) AS m
+                    GROUP BY m.account_id) AS a) AS c
+     WHERE NOT c.has_legs OR c.total <> 0 OR c.mismatched IS NOT NULL
+     ORDER BY t.id
+     LIMIT 1;
+
+    IF transfer IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF NOT has_legs THEN
+        RAISE EXCEPTION 'transfer % has no legs', transfer
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'transfers_have_legs',
+                  SCHEMA = 'ledger', TABLE = 'transfers';
+    END IF;
+    IF total <> 0 THEN
+        RAISE EXCEPTION 'the entries of transfer % sum to %, not zero', transfer, total
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'entries_sum_to_zero',
+                  SCHEMA = 'ledger', TABLE = 'entries';
+    END IF;
+    RAISE EXCEPTION 'the entries of transfer % do not post what its legs move for ledger account %', transfer, mismatched
+        USING ERRCODE = 'check_violation', CONSTRAINT = 'entries_match_legs',
+              SCHEMA = 'ledger', TABLE = 'entries';
+END
+$$;
+-- +goose StatementEnd
+
+CREATE TRIGGER transfers_balanced AFTER INSERT ON ledger.transfers
+    REFERENCING NEW TABLE AS written
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.check_transfers_balanced();
+CREATE TRIGGER transfer_legs_balanced AFTER INSERT ON ledger.transfer_legs
+    REFERENCING NEW TABLE AS written
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.check_transfers_balanced();
+CREATE TRIGGER entries_balanced AFTER INSERT ON ledger.entries
+    REFERENCING NEW TABLE AS written
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger.check_transfers_balanced();
+
+-- +goose Down
+DROP TRIGGER transfers_balanced ON ledger.transfers;
+DROP TRIGGER transfer_legs_balanced ON ledger.transfer_legs;
+DROP TRIGGER entries_balanced ON ledger.entries;
+DROP FUNCTION ledger.check_transfers_balanced();
+
+-- 00001's per-row check, as it was.
+-- +goose StatementBegin
+CREATE FUNCTION ledger.check_transfer_balances() RETURNS trigger
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    transfer   text;
+    has_legs   boolean;
+    total      numeric;
+    mismatched text;
+BEGIN
+    IF TG_TABLE_NAME = 'transfers' THEN
+        transfer := NEW.id;
+    ELSE
+        transfer := NEW.transfer_id;
+    END IF;
+
+    SELECT bool_or(a.legs), sum(a.by_entries), min(a.account_id) FILTER (WHERE a.by_entries IS DISTINCT FROM a.by_legs)
+      INTO has_legs, total, mismatched
+      FROM (SELECT m.account_id, bool_or(m.is_leg) AS legs,
+                   sum(m.amount) FILTER (WHERE NOT m.is_leg) AS by_entries,
+                   sum(m.amount) FILTER (WHERE m.is_leg) AS by_legs
+              FROM (SELECT account_id, amount, false AS is_leg FROM ledger.entries WHERE transfer_id = transfer
+                    UNION ALL
+                    SELECT from_account_id, -amount, true FROM ledger.transfer_legs WHERE transfer_id = transfer
+                    UNION ALL
+                    SELECT to_account_id, amount, true FROM ledger.transfer_legs WHERE transfer_id = transfer) AS m
+             GROUP BY m.account_id) AS a;
+
+    IF NOT coalesce(has_legs, false) THEN
+        RAISE EXCEPTION 'transfer % has no legs', transfer
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'transfers_have_legs',
+                  SCHEMA = 'ledger', TABLE = 'transfers';
+    END IF;
+    IF total <> 0 THEN
+        RAISE EXCEPTION 'the entries of transfer % sum to %, not zero', transfer, total
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'entries_sum_to_zero',
+                  SCHEMA = 'ledger', TABLE = 'entries';
+    END IF;
+    IF mismatched IS NOT NULL THEN
+        RAISE EXCEPTION 'the entries of transfer % do not post what its legs move for ledger account %', transfer, mismatched
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'entries_match_legs',
+                  SCHEMA = 'ledger', TABLE = 'entries';
+    END IF;
+    RETURN NULL;
+END
+$$;
+-- +goose StatementEnd
+
+CREATE CONSTRAINT TRIGGER transfers_balanced
+    AFTER INSERT ON ledger.transfers DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION ledger.check_transfer_balances();
+CREATE CONSTRAINT TRIGGER transfer_legs_balanced
+    AFTER INSERT ON ledger.transfer_legs DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION ledger.check_transfer_balances();
+CREATE CONSTRAINT TRIGGER entries_balanced
+    AFTER INSERT ON ledger.entries DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION ledger.check_transfer_balances();
