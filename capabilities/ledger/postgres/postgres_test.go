@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"strings"
@@ -907,4 +908,64 @@ func BenchmarkMoveMoney(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// Migration 00002's Down brings back 00001's check at COMMIT, which lets a
+// transfer be balanced by a later statement of its transaction, and its Up
+// applied again checks every statement; the ledger posts either way.
+func TestBalancedPerStatementMigrationDownAndUpAgain(t *testing.T) {
+	t.Parallel()
+	pool := newPool(t)
+	s := postgres.New(pool)
+	ctx := t.Context()
+	text, err := fs.ReadFile(postgres.Migrations(), "00002_balanced_per_statement.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(text), "-- +goose Up\n")
+	up, down, ok2 := strings.Cut(rest, "-- +goose Down\n")
+	if !ok || !ok2 {
+		t.Fatal("the migration has no Up or no Down section")
+	}
+	ab := open(t, s, account(ledger.PolicyUnrestricted, 0), account(ledger.PolicyNonNegative, 0))
+	seq := 0
+	// inSteps writes a transfer of 1 from ab[0] to ab[1] one row per
+	// statement, in one transaction.
+	inSteps := func() error {
+		seq++
+		id := fmt.Sprintf("trf_%026d", seq)
+		return inTx(ctx, pool,
+			`INSERT INTO ledger.transfers (id, currency, posted_at) VALUES ('`+id+`', 'USD', now())`,
+			fmt.Sprintf(`INSERT INTO ledger.transfer_legs (transfer_id, position, currency, from_account_id, to_account_id, amount)
+				VALUES ('%s', 0, 'USD', '%s', '%s', 1)`, id, ab[0], ab[1]),
+			fmt.Sprintf(`INSERT INTO ledger.entries (id, account_id, transfer_id, seq, amount, balance_after, posted_at)
+				VALUES ('ent_A%025d', '%s', '%s', %d, -1, %d, now()), ('ent_B%025d', '%s', '%s', %d, 1, %d, now())`,
+				seq, ab[0], id, seq, -seq, seq, ab[1], id, seq, seq),
+			fmt.Sprintf(`UPDATE ledger.accounts SET posted = %d, entry_count = %d WHERE id = '%s'`, -seq, seq, ab[0]),
+			fmt.Sprintf(`UPDATE ledger.accounts SET posted = %d, entry_count = %d WHERE id = '%s'`, seq, seq, ab[1]))
+	}
+	postOne := func(when string) {
+		t.Helper()
+		seq++
+		tr := transfer(epoch, ledger.Leg{From: ab[0], To: ab[1], Amount: 1})
+		if err := s.Apply(ctx, lockOf(tr), func(tx ledger.Tx) error { return post(tx, tr) }); err != nil {
+			t.Fatalf("%s, posting a transfer: %v", when, err)
+		}
+	}
+
+	pgtest.WantViolation(t, inSteps(), "23514", "transfers_have_legs")
+	seq--
+	if _, err := pool.Exec(ctx, down); err != nil {
+		t.Fatalf("Down: %v", err)
+	}
+	if err := inSteps(); err != nil {
+		t.Fatalf("after Down, a transfer balanced at COMMIT was refused: %v", err)
+	}
+	postOne("after Down")
+	if _, err := pool.Exec(ctx, up); err != nil {
+		t.Fatalf("Up after Down: %v", err)
+	}
+	pgtest.WantViolation(t, inSteps(), "23514", "transfers_have_legs")
+	seq--
+	postOne("after Up again")
 }
