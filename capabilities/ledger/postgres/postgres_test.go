@@ -306,10 +306,14 @@ func TestSchemaRefusesWhatTheLedgerForbids(t *testing.T) {
 
 		// Each account's chain of entries and its balance.
 		{"balance not its last entry's", []string{
-			together(newTransfer, newLeg, entry(1, settle, 2, -7, -107), entry(2, wallet, 2, 7, 107)), bump(settle, 2, -107), bump(wallet, 2, 100),
+			together(newTransfer, newLeg, entry(1, settle, 2, -7, -107), entry(2, wallet, 2, 7, 107), bump(settle, 2, -107), bump(wallet, 2, 100)),
 		}, foreignKey, "accounts_last_entry_fkey"},
 		{"entry left out of the balance", []string{
-			together(newTransfer, newLeg, entry(1, settle, 2, -7, -107), entry(2, wallet, 2, 7, 107)), bump(settle, 2, -107),
+			together(newTransfer, newLeg, entry(1, settle, 2, -7, -107), entry(2, wallet, 2, 7, 107), bump(settle, 2, -107)),
+		}, checkViolation, "entries_counted"},
+		// Counted by the statement that writes the entry, not a later one.
+		{"entry counted by a later statement", []string{
+			together(newTransfer, newLeg, entry(1, settle, 2, -7, -107), entry(2, wallet, 2, 7, 107)), bump(settle, 2, -107), bump(wallet, 2, 107),
 		}, checkViolation, "entries_counted"},
 		// A foreign key of a row is checked before the statement's double
 		// entry: these write to the posted trf1 alone, so that no other
@@ -361,8 +365,8 @@ func TestSchemaRefusesWhatTheLedgerForbids(t *testing.T) {
 
 	// And the statements that make a transfer right are accepted, so the
 	// refusals above are the constraint's doing.
-	if err := inTx(ctx, pool, together(newTransfer, newLeg, entry(1, settle, 2, -7, -107), entry(2, wallet, 2, 7, 107)),
-		bump(settle, 2, -107), bump(wallet, 2, 107)); err != nil {
+	if err := inTx(ctx, pool, together(newTransfer, newLeg, entry(1, settle, 2, -7, -107), entry(2, wallet, 2, 7, 107),
+		bump(settle, 2, -107), bump(wallet, 2, 107))); err != nil {
 		t.Fatalf("a transfer that adds up was refused: %v", err)
 	}
 	if err := inTx(ctx, pool, `UPDATE ledger.holds SET state = 'captured', captured_amount = 7, capture_transfer_id = '`+trf2+`', updated_at = now() WHERE id = '`+hold1+`'`); err != nil {

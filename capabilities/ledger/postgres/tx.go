@@ -304,11 +304,12 @@ UPDATE ledger.accounts SET state = $2, freeze_reason = $3, description = $4, upd
 // reads them, and their foreign keys and triggers run at the end of the
 // whole statement, when every row it wrote is there.
 //
-// So the schema's double-entry check (migration 00002: once per table and
-// statement, over the statement's rows) refuses books that do not add up
-// at this statement, inside the Apply's savepoint. That the posted
-// balances count every entry (entries_counted, accounts_last_entry_fkey)
-// is checked at COMMIT, as the schema defers it.
+// So the schema's checks of double entry and of the entries each balance
+// counts (migration 00002: once per table and statement, over the
+// statement's rows) refuse books that do not add up at this statement,
+// inside the Apply's savepoint; they need the entries and the balances
+// written by one statement. That each balance is its last entry's
+// (accounts_last_entry_fkey) is checked at COMMIT, as the schema defers it.
 const postTransferSQL = `
 WITH transfer AS (
     INSERT INTO ledger.transfers (id, currency, description, reverses_transfer_id, posted_at)

@@ -20,16 +20,20 @@
 --   - it has a leg (transfers_have_legs);
 --   - its entries sum to zero (entries_sum_to_zero);
 --   - they change each account by exactly what its legs say
---     (entries_match_legs).
--- entries_counted and accounts_last_entry_fkey stay as they were, deferred
--- to COMMIT: an account may be updated in another statement than its
--- entries.
+--     (entries_match_legs);
+-- and for every new entry, that its account counts it in its balance
+-- (entries_counted, a per-row check at COMMIT before): so an account's
+-- entry_count and posted balance are also written by the statement that
+-- writes its entries. That the balance is its last entry's
+-- (accounts_last_entry_fkey) stays a foreign key checked at COMMIT.
 
 -- +goose Up
 DROP TRIGGER transfers_balanced ON ledger.transfers;
 DROP TRIGGER transfer_legs_balanced ON ledger.transfer_legs;
 DROP TRIGGER entries_balanced ON ledger.entries;
 DROP FUNCTION ledger.check_transfer_balances();
+DROP TRIGGER entries_counted ON ledger.entries;
+DROP FUNCTION ledger.check_entry_counted();
 
 -- The check is one query over the transfers the statement wrote rows of
 -- (the transition table "written", whose transfer column depends on the
@@ -55,6 +59,7 @@ DECLARE
     transfer  text;
     account   text;    -- of the transfer, whose entries are not what its legs say
     total     numeric; -- of the transfer's entries
+    entry_seq bigint;  -- of a new entry its account does not count
 BEGIN
     IF TG_TABLE_NAME = 'transfers' THEN
         SELECT array_agg(id) INTO transfers FROM written;
@@ -85,6 +90,20 @@ BEGIN
     HAVING sum(m.amount) <> 0
      LIMIT 1;
     IF transfer IS NULL THEN
+        IF TG_TABLE_NAME = 'entries' THEN
+            -- No new entry beyond its account's entry_count: with
+            -- accounts_last_entry_fkey, the posted balance then counts
+            -- every entry of the account, the last one included.
+            SELECT w.account_id, w.seq INTO account, entry_seq
+              FROM written w JOIN ledger.accounts a ON a.id = w.account_id
+             WHERE a.entry_count < w.seq
+             LIMIT 1;
+            IF account IS NOT NULL THEN
+                RAISE EXCEPTION 'entry % of ledger account % is not counted in its balance', entry_seq, account
+                    USING ERRCODE = 'check_violation', CONSTRAINT = 'entries_counted',
+                          SCHEMA = 'ledger', TABLE = 'entries';
+            END IF;
+        END IF;
         RETURN NULL;
     END IF;
 
@@ -174,3 +193,21 @@ CREATE CONSTRAINT TRIGGER transfer_legs_balanced
 CREATE CONSTRAINT TRIGGER entries_balanced
     AFTER INSERT ON ledger.entries DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION ledger.check_transfer_balances();
+
+-- +goose StatementBegin
+CREATE FUNCTION ledger.check_entry_counted() RETURNS trigger
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM ledger.accounts WHERE id = NEW.account_id AND entry_count >= NEW.seq) THEN
+        RAISE EXCEPTION 'entry % of ledger account % is not counted in its balance', NEW.seq, NEW.account_id
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'entries_counted',
+                  SCHEMA = 'ledger', TABLE = 'entries';
+    END IF;
+    RETURN NULL;
+END
+$$;
+-- +goose StatementEnd
+
+CREATE CONSTRAINT TRIGGER entries_counted
+    AFTER INSERT ON ledger.entries DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION ledger.check_entry_counted();
