@@ -42,8 +42,9 @@ var _ pgx.Tx = (*PooledTx)(nil)
 // BeginWith sends b, which must begin a transaction (b.BeginTx must have
 // been called), on a connection of pool, and returns the transaction and
 // b's results. The results must be read and closed before the transaction
-// is used, and the transaction rolled back if they report an error (which
-// then only gives the connection back when b failed before its BEGIN).
+// is used. If they report an error, the caller rolls the transaction back
+// as usual: that ends what b began, or, when b failed before its BEGIN
+// ran, only gives the connection back.
 func BeginWith(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) (*PooledTx, pgx.BatchResults) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {

@@ -49,3 +49,16 @@ func HoldRetries(s *Store) (release func()) {
 	var once sync.Once
 	return func() { once.Do(func() { close(ch) }) }
 }
+
+// HoldNotifications makes the listener of s wait, on each notification,
+// until release is called before it empties the cache. Call it before the
+// first LookupKey, which starts the listener.
+func HoldNotifications(s *Store) (release func()) {
+	ch := make(chan struct{})
+	s.notified = func() {
+		<-ch
+		s.cache.invalidate()
+	}
+	var once sync.Once
+	return func() { once.Do(func() { close(ch) }) }
+}

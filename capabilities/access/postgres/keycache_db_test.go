@@ -19,6 +19,7 @@ import (
 	"plinth.dev/plinth/capabilities/access/postgres"
 	"plinth.dev/plinth/internal/migrate"
 	"plinth.dev/plinth/internal/pgtest"
+	"plinth.dev/plinth/internal/pgtx"
 )
 
 // The key cache against PostgreSQL: stores over pools of their own on one
@@ -619,5 +620,55 @@ SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_n
 	}
 	if n := triggers(); n != 4 {
 		t.Fatalf("%d triggers after Up again, want 4", n)
+	}
+}
+
+// A key revoked inside a request's transaction is refused by the same
+// gateway as soon as that transaction has committed, before the request
+// answers, even if a lookup cached the key again (as still committed)
+// between the revocation and the commit, and even before the revocation's
+// own notification is handled.
+func TestRevocationInARequestIsSeenWhenItCommits(t *testing.T) {
+	t.Parallel()
+	url := sharedDatabase(t)
+	pool := openPool(t, url)
+	a := postgres.New(pool)
+	release := postgres.HoldNotifications(a)
+	t.Cleanup(func() {
+		release()
+		if err := a.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	stopClock(a)
+	tk := seed(t, a)
+	waitListening(t, a)
+	ctx := t.Context()
+
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	tx, br := pgtx.BeginWith(ctx, pool, b)
+	if err := br.Close(); err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := a.UpdateKey(pgtx.WithTx(ctx, tx), tk.key.ID, func(k *access.APIKey) error {
+		k.RevokedAt = time.Now()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Another call, outside the request, reads the key as still committed.
+	if k, _ := lookup(t, a, tk.key.Prefix); !k.RevokedAt.IsZero() {
+		t.Fatal("the revocation is visible before it commits")
+	}
+	wantCached(t, a, tk.key.Prefix, true)
+
+	if err := tx.CommitWith(ctx, &pgx.Batch{}); err != nil {
+		t.Fatal(err)
+	}
+	wantCached(t, a, tk.key.Prefix, false)
+	if k, _ := lookup(t, a, tk.key.Prefix); k.RevokedAt.IsZero() {
+		t.Error("after the commit, the gateway that revoked the key still serves it as not revoked")
 	}
 }

@@ -129,7 +129,7 @@ func (s *Store) listenOnce(ctx context.Context, listening func()) error {
 		cancel()
 		switch {
 		case err == nil:
-			s.cache.invalidate()
+			s.notified()
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, context.DeadlineExceeded):

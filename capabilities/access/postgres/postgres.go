@@ -73,6 +73,9 @@ type Store struct {
 	listenerPID   atomic.Uint32 // of the listening connection's backend; 0 when none
 	// sleep waits between attempts to listen; tests hold it up.
 	sleep func(ctx context.Context, d time.Duration) bool
+	// notified handles a notification: it empties the cache; tests hold
+	// it up, to tell its work from what the Store's own writes do.
+	notified func()
 }
 
 var (
@@ -108,6 +111,7 @@ func New(pool *pgxpool.Pool, opts ...Option) *Store {
 		stopListening: cancel,
 		sleep:         sleepCtx,
 	}
+	s.notified = s.cache.invalidate
 	for _, o := range opts {
 		o(s)
 	}
