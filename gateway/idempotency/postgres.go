@@ -125,6 +125,9 @@ SELECT procedure, request_hash, code, response, coalesce(response_class, ''), me
 		}
 		return &r, nil, nil
 	}
+	// The effect's savepoint is the last thing sent: the backend that
+	// writes first writes in it, with no savepoint of its own.
+	tx.AtSavepoint(effectSavepoint)
 	return nil, &postgresAttempt{tx: tx, claim: c, ctx: pgtx.WithTx(ctx, tx), sealer: s.sealer}, nil
 }
 

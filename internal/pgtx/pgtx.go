@@ -8,8 +8,9 @@
 // commits its own, so backends work the same outside the gateway (tests,
 // tools).
 //
-//	ctx ──> idempotency: BEGIN ─┬─> backend: Run ─> SAVEPOINT, with its first write (ended by the COMMIT)
-//	                            └─> record the key and the audit record ─> COMMIT
+//	ctx ──> idempotency: BEGIN, SAVEPOINT ─┬─> backend: Run ─> writes in that savepoint (the first
+//	                                       │   Run), or in one of its own made with its first write
+//	                                       └─> record the key and the audit record, COMMIT
 package pgtx
 
 import (
@@ -87,16 +88,18 @@ func QuerierFor(ctx context.Context, pool *pgxpool.Pool) Querier {
 // they commit when the owner of the outer transaction commits.
 //
 // A joined savepoint is made in the same round trip as fn's first write,
-// not in one of its own (savepoint.go). On success it is left as it is
-// rather than released: the owner's COMMIT (or its release of an enclosing
-// savepoint) ends it just the same, and the round trip a RELEASE would take
-// is a tenth of a transfer's time. A request makes a handful of such savepoints, far below the 64 at
-// which PostgreSQL's subtransaction cache overflows.
+// not in one of its own (savepoint.go); the first Run inside a PooledTx
+// whose owner has just made a savepoint uses that one (joinSavepoint). On
+// success it is left as it is rather than released: the owner's COMMIT (or
+// its release of an enclosing savepoint) ends it just the same, and the
+// round trip a RELEASE would take is a tenth of a transfer's time. A
+// request makes a handful of such savepoints, far below the 64 at which
+// PostgreSQL's subtransaction cache overflows.
 func Run(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx) error) (err error) {
 	var tx pgx.Tx
 	outer, joined := FromContext(ctx)
 	if joined {
-		tx = newSavepoint(outer) // made with fn's first write (savepoint.go)
+		tx = joinSavepoint(outer) // made with fn's first write, or the owner's (savepoint.go)
 	} else if tx, err = pool.Begin(ctx); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

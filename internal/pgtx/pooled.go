@@ -21,7 +21,16 @@ type PooledTx struct {
 	tx    pgx.Tx        // pgx's, on conn
 	conn  *pgxpool.Conn // nil once the transaction ended
 	ended []func()      // AfterEnd's, run once it ended
+	// atSavepoint is the savepoint the owner made last, as long as nothing
+	// has been sent through the PooledTx since (AtSavepoint); else "".
+	atSavepoint string
 }
+
+// AtSavepoint tells t that its owner has just made the savepoint name, in
+// t's first round trip (BeginWith), and sent nothing after it. The first
+// Run to join t then writes in that savepoint rather than making its own
+// (see joinSavepoint). Anything sent through t first ends that.
+func (t *PooledTx) AtSavepoint(name string) { t.atSavepoint = name }
 
 // AfterEnd runs fn once the transaction ctx carries has ended, committed or
 // not, if it is a PooledTx, and else at once. A cache that a write
@@ -114,6 +123,7 @@ func (t *PooledTx) Begin(ctx context.Context) (pgx.Tx, error) {
 	if t.conn == nil {
 		return nil, pgx.ErrTxClosed
 	}
+	t.atSavepoint = ""
 	return t.tx.Begin(ctx)
 }
 
@@ -121,6 +131,7 @@ func (t *PooledTx) CopyFrom(ctx context.Context, table pgx.Identifier, columns [
 	if t.conn == nil {
 		return 0, pgx.ErrTxClosed
 	}
+	t.atSavepoint = ""
 	return t.tx.CopyFrom(ctx, table, columns, rows)
 }
 
@@ -128,6 +139,7 @@ func (t *PooledTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 	if t.conn == nil {
 		return pgx.FailedBatchResults(b, pgx.ErrTxClosed)
 	}
+	t.atSavepoint = ""
 	return t.tx.SendBatch(ctx, b)
 }
 
@@ -148,6 +160,7 @@ func (t *PooledTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.Co
 	if t.conn == nil {
 		return pgconn.CommandTag{}, pgx.ErrTxClosed
 	}
+	t.atSavepoint = ""
 	return t.tx.Exec(ctx, sql, args...)
 }
 
@@ -155,6 +168,7 @@ func (t *PooledTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows
 	if t.conn == nil {
 		return nil, pgx.ErrTxClosed
 	}
+	t.atSavepoint = ""
 	return t.tx.Query(ctx, sql, args...)
 }
 
@@ -162,6 +176,7 @@ func (t *PooledTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Ro
 	if t.conn == nil {
 		return errRow{err: pgx.ErrTxClosed}
 	}
+	t.atSavepoint = ""
 	return t.tx.QueryRow(ctx, sql, args...)
 }
 

@@ -1,6 +1,7 @@
 package pgtx_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -177,5 +178,67 @@ func TestAfterEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// The first Run to join a PooledTx at its owner's savepoint writes in that
+// savepoint; a failure rolls back to it, which undoes the Run's writes and
+// nothing before the savepoint. A second Run makes its own, so that its
+// failure keeps the first one's writes.
+func TestRunWritesInTheOwnersSavepoint(t *testing.T) {
+	t.Parallel()
+	pool, exists := setup(t)
+	ctx := t.Context()
+
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue(`INSERT INTO t VALUES ('claim')`)
+	b.Queue(`SAVEPOINT effect`)
+	tx, br := pgtx.BeginWith(ctx, pool, b)
+	if err := br.Close(); err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	tx.AtSavepoint("effect")
+	txCtx := pgtx.WithTx(ctx, tx)
+	inTx := func(k string) bool {
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM t WHERE k = $1`, k).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+
+	boom := errors.New("boom")
+	err := pgtx.Run(txCtx, pool, func(db pgx.Tx) error {
+		if err := insert("refused")(db); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) || inTx("refused") || !inTx("claim") {
+		t.Fatalf("a failed Run in the owner's savepoint: Run = %v, its write kept %v, the claim kept %v; want its error, its write undone, the claim kept",
+			err, inTx("refused"), inTx("claim"))
+	}
+
+	// Clean again after the rollback (the reads above took the mark off).
+	tx.AtSavepoint("effect")
+	if err := pgtx.Run(txCtx, pool, insert("first")); err != nil {
+		t.Fatal(err)
+	}
+	err = pgtx.Run(txCtx, pool, func(db pgx.Tx) error {
+		if err := insert("second")(db); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) || inTx("second") || !inTx("first") {
+		t.Fatalf("a failed second Run: its write kept %v, the first Run's kept %v; want undone and kept", inTx("second"), inTx("first"))
+	}
+	if err := tx.CommitWith(ctx, &pgx.Batch{}); err != nil {
+		t.Fatal(err)
+	}
+	if !exists("claim") || !exists("first") || exists("refused") || exists("second") {
+		t.Error("after the commit, the wrong rows are there")
 	}
 }

@@ -30,6 +30,21 @@ func newSavepoint(outer pgx.Tx) *savepoint {
 	return &savepoint{outer: outer, name: "pgtx_" + strconv.FormatUint(savepoints.Add(1), 10)}
 }
 
+// joinSavepoint returns the savepoint Run gives fn inside outer: a new one,
+// unless outer is a PooledTx at a savepoint its owner made and nothing has
+// been sent since (PooledTx.AtSavepoint). Then fn's writes go in that one:
+// undoing them is rolling back to it, which undoes nothing else, and
+// neither the SAVEPOINT statement nor the subtransaction a new savepoint
+// would make (one of each per mutating call) is needed.
+func joinSavepoint(outer pgx.Tx) *savepoint {
+	if p, ok := outer.(*PooledTx); ok && p.conn != nil && p.atSavepoint != "" {
+		name := p.atSavepoint
+		p.atSavepoint = "" // what fn sends is written in it from now on
+		return &savepoint{outer: outer, name: name, made: true}
+	}
+	return newSavepoint(outer)
+}
+
 var _ pgx.Tx = (*savepoint)(nil)
 
 // make makes the savepoint now if it is not made yet.
