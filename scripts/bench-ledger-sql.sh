@@ -4,7 +4,8 @@
 # round trips) with pgbench as the client, and pgbench's built-in tpcb-like
 # script, on the same throwaway PostgreSQL server, at the same concurrencies.
 # The ratio is the most scripts/bench-ledger.sh could show with a gateway
-# that cost nothing; docs/benchmarks.md records both.
+# that cost nothing; docs/benchmarks.md records both. Then the CPU that one
+# transaction of each costs the server, at 1 client.
 #
 #   scripts/bench-ledger-sql.sh [CONCURRENCIES] [DURATION]
 #   scripts/bench-ledger-sql.sh 1,8,32 10s
@@ -66,6 +67,22 @@ for n in ${levels//,/ }; do
   echo "pgbench x$n: $tps transactions/s" >&2
   printf '%-8s %-14s %-18s %s\n' "$n" "$tps" "$ours" "$(awk -v a="$ours" -v b="$tps" 'BEGIN {printf "%.2f", a / b}')" >>"$work/ratio"
 done
+# CPU, which moves less than throughput on a shared machine: one client
+# runs a fixed number of transactions, and the server's CPU is read from
+# its postmaster's children's times (each backend's, added when it exits).
+pm=$(head -1 "$work/data/postmaster.pid")
+server_cpu_ticks() { awk '{print $16 + $17}' "/proc/$pm/stat"; }
+cpu_per_transaction() { # cpu_per_transaction DATABASE ARGS...: PostgreSQL CPU ms per transaction, 1 client
+  local n=${BENCH_CPU_TRANSACTIONS:-3000} before after
+  before=$(server_cpu_ticks)
+  pgbench -h 127.0.0.1 -p "$port" -U postgres -n -M prepared -c 1 -t "$n" "$@" >/dev/null 2>"$work/pgbench.err"
+  sleep 1 # the postmaster adds a backend's times when it has reaped it
+  after=$(server_cpu_ticks)
+  awk -v t=$((after - before)) -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.3f", t * 1000 / hz / n}'
+}
+tpcb_cpu=$(cpu_per_transaction -b tpcb-like pgbench)
+ours_cpu=$(cpu_per_transaction -f scripts/bench/movemoney.pgbench plinth)
+
 # The books still add up: every account's balance is the sum of its
 # entries, and they sum to zero.
 pg_psql -d plinth -At -c "
@@ -75,3 +92,5 @@ SELECT CASE WHEN sum(posted) = 0 AND bool_and(posted = (SELECT coalesce(sum(amou
   FROM ledger.accounts a" >&2
 echo
 cat "$work/ratio"
+echo
+echo "PostgreSQL CPU per transaction, 1 client: tpcb-like $tpcb_cpu ms, MoveMoney's statements $ours_cpu ms"
