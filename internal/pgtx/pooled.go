@@ -26,10 +26,11 @@ type PooledTx struct {
 	atSavepoint string
 }
 
-// AtSavepoint tells t that its owner has just made the savepoint name, in
-// t's first round trip (BeginWith), and sent nothing after it. The first
-// Run to join t then writes in that savepoint rather than making its own
-// (see joinSavepoint). Anything sent through t first ends that.
+// AtSavepoint tells t that its owner has just made the savepoint name (in
+// BeginWith's batch, say), or rolled back to it, and sent nothing after
+// that. The first Run to join t then writes in that savepoint rather than
+// making its own (see joinSavepoint). Anything sent through t first ends
+// that.
 func (t *PooledTx) AtSavepoint(name string) { t.atSavepoint = name }
 
 // AfterEnd runs fn once the transaction ctx carries has ended, committed or

@@ -221,7 +221,10 @@ func TestRunWritesInTheOwnersSavepoint(t *testing.T) {
 			err, inTx("refused"), inTx("claim"))
 	}
 
-	// Clean again after the rollback (the reads above took the mark off).
+	// Back at the savepoint, as the idempotency layer is after a refusal.
+	if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT effect`); err != nil {
+		t.Fatal(err)
+	}
 	tx.AtSavepoint("effect")
 	if err := pgtx.Run(txCtx, pool, insert("first")); err != nil {
 		t.Fatal(err)
