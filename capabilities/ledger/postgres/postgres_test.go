@@ -292,6 +292,10 @@ func TestSchemaRefusesWhatTheLedgerForbids(t *testing.T) {
 			together(newTransfer, newLeg, entry(1, wallet, 2, -7, 93), entry(2, settle, 2, 7, -93)), bump(wallet, 2, 93), bump(settle, 2, -93),
 		}, checkViolation, "entries_match_legs"},
 		{"legs without entries", []string{together(newTransfer, newLeg)}, checkViolation, "entries_match_legs"},
+		{"entries on an account no leg moves, netting to zero", []string{together(newTransfer, newLeg,
+			entry(1, settle, 2, -7, -107), entry(2, wallet, 2, 7, 107), entry(3, euros, 1, 3, 3), entry(4, euros, 2, -3, 0),
+			bump(settle, 2, -107), bump(wallet, 2, 107), bump(euros, 2, 0)),
+		}, checkViolation, "entries_match_legs"},
 		{"transfer without legs", []string{newTransfer}, checkViolation, "transfers_have_legs"},
 		// Not at COMMIT only: after the statement that wrote the transfer,
 		// even if what would balance it comes next.

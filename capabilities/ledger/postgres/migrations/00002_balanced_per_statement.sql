@@ -37,8 +37,9 @@ DROP FUNCTION ledger.check_entry_counted();
 
 -- The check is one query over the transfers the statement wrote rows of
 -- (the transition table "written", whose transfer column depends on the
--- table): each account's net change by the transfer's legs (less) and by
--- its entries (more) is zero when the entries post what the legs move.
+-- table): for each account, what the transfer's entries post and what its
+-- legs move must be the same, and both there or both not (an entry on an
+-- account no leg names is refused even if it nets to zero, as 00001 did).
 -- That the entries sum to zero follows (the legs' changes do), and is
 -- told apart only on the way to the error. Whether a transfer has a leg
 -- is asked when the transfer is written: legs that come later in another
@@ -77,17 +78,17 @@ BEGIN
     END IF;
 
     SELECT m.transfer_id, m.account_id INTO transfer, account
-      FROM (SELECT l.transfer_id, v.account_id, v.amount
+      FROM (SELECT l.transfer_id, v.account_id, v.amount, true AS is_leg
               FROM ledger.transfer_legs l
-             CROSS JOIN LATERAL (VALUES (l.from_account_id, l.amount), (l.to_account_id, -l.amount))
+             CROSS JOIN LATERAL (VALUES (l.from_account_id, -l.amount), (l.to_account_id, l.amount))
                    AS v(account_id, amount)
              WHERE l.transfer_id = ANY (transfers)
             UNION ALL
-            SELECT e.transfer_id, e.account_id, e.amount
+            SELECT e.transfer_id, e.account_id, e.amount, false
               FROM ledger.entries e
              WHERE e.transfer_id = ANY (transfers)) AS m
      GROUP BY m.transfer_id, m.account_id
-    HAVING sum(m.amount) <> 0
+    HAVING sum(m.amount) FILTER (WHERE m.is_leg) IS DISTINCT FROM sum(m.amount) FILTER (WHERE NOT m.is_leg)
      LIMIT 1;
     IF transfer IS NULL THEN
         IF TG_TABLE_NAME = 'entries' THEN
