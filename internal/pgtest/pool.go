@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -55,4 +56,21 @@ func WantViolation(t testing.TB, err error, code, constraint string) {
 	if pgErr.Code != code || pgErr.ConstraintName != constraint {
 		t.Fatalf("got SQLSTATE %s on %q, want %s on %q (%v)", pgErr.Code, pgErr.ConstraintName, code, constraint, err)
 	}
+}
+
+// MigrationSections returns the Up and the Down SQL of the goose migration
+// file name in migrations, for a test that undoes a migration and applies
+// it again (internal/migrate only goes up). Each can be run with one Exec.
+func MigrationSections(t testing.TB, migrations fs.FS, name string) (up, down string) {
+	t.Helper()
+	text, err := fs.ReadFile(migrations, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(text), "-- +goose Up\n")
+	up, down, ok2 := strings.Cut(rest, "-- +goose Down\n")
+	if !ok || !ok2 {
+		t.Fatalf("migration %s has no Up or no Down section", name)
+	}
+	return up, down
 }

@@ -15,6 +15,7 @@ import (
 
 	"plinth.dev/plinth/internal/keyring"
 	"plinth.dev/plinth/internal/seal"
+	"plinth.dev/plinth/internal/testclock"
 	"plinth.dev/plinth/internal/vaulttest"
 )
 
@@ -347,26 +348,6 @@ func counting(t testing.TB) *countingKeyring {
 	return &countingKeyring{Keyring: localKeyring(t)}
 }
 
-// fakeClock is a clock that moves only when told.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // sealMany seals n values of class, one per row, and returns them with
 // their places.
 func sealMany(t *testing.T, s *seal.Sealer, class keyring.Class, n int) ([]seal.Place, [][]byte) {
@@ -497,7 +478,7 @@ func TestDataKeyMaxUses(t *testing.T) {
 func TestDataKeyMaxAge(t *testing.T) {
 	t.Parallel()
 	kr := counting(t)
-	clock := newFakeClock()
+	clock := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := seal.New(kr, seal.WithDataKeyMaxAge(time.Minute), seal.WithClock(clock.Now))
 
 	p1, v1 := sealMany(t, s, keyring.PII, 2)
@@ -762,7 +743,7 @@ func checkUnavailable(t *testing.T, op string, err error) {
 func TestConcurrentUse(t *testing.T) {
 	t.Parallel()
 	kr := counting(t)
-	clock := newFakeClock()
+	clock := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := seal.New(kr, seal.WithDataKeyMaxUses(7), seal.WithMaxCachedKeys(3), seal.WithClock(clock.Now), seal.WithDataKeyMaxAge(time.Second))
 	var wg sync.WaitGroup
 	for g := range 8 {

@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,6 +39,7 @@ import (
 	"plinth.dev/plinth/capabilities/domainerr"
 	"plinth.dev/plinth/internal/pagetoken"
 	"plinth.dev/plinth/internal/pagetoken/pagetokentest"
+	"plinth.dev/plinth/internal/testclock"
 	accessv1 "plinth.dev/plinth/sdk/go/gen/plinth/access/v1"
 )
 
@@ -79,28 +79,6 @@ func (s suite) run(t *testing.T, name string, test func(t *testing.T, h *harness
 // answered and what it stored.
 var epoch = time.Date(2025, time.March, 14, 15, 9, 26, 535897932, time.UTC)
 
-// clock is the time the service sees in a subtest. It is safe for
-// concurrent use.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-// Now returns the clock's time; it is what access.WithClock is given.
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward by d and returns the new time.
-func (c *clock) Advance(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	return c.now
-}
-
 // stamp is the timestamp the service answers for an instant: it keeps
 // microseconds, the precision every store keeps.
 func stamp(t time.Time) *timestamppb.Timestamp {
@@ -118,7 +96,7 @@ type harness struct {
 	store access.Store // as newStore returned it
 	uses  *countingStore
 	svc   *access.Service
-	clock *clock
+	clock *testclock.Clock
 	suite suite
 	seq   atomic.Int64 // numbers the names the suite makes up
 }
@@ -129,7 +107,7 @@ func (s suite) newHarness(t *testing.T) *harness {
 	if store == nil {
 		t.Fatal("newStore returned a nil store")
 	}
-	c := &clock{now: epoch}
+	c := testclock.New(epoch)
 	uses := &countingStore{Store: store}
 	return &harness{
 		store: store,

@@ -5,10 +5,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	"plinth.dev/plinth/internal/migrate"
 	"plinth.dev/plinth/internal/pgtest"
 	"plinth.dev/plinth/internal/pgtx"
+	"plinth.dev/plinth/internal/testclock"
 )
 
 // The key cache against PostgreSQL: stores over pools of their own on one
@@ -91,24 +90,6 @@ func gateway(t *testing.T, url string) *postgres.Store {
 func stopClock(s *postgres.Store) {
 	now := time.Now()
 	postgres.SetCacheClock(s, func() time.Time { return now })
-}
-
-// manualClock is a clock that moves when told to.
-type manualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 // waitListening starts the listener of s (the first lookup does) and waits
@@ -306,7 +287,7 @@ func TestLookupsAreAnsweredFromTheCache(t *testing.T) {
 	t.Parallel()
 	url := sharedDatabase(t)
 	a := gateway(t, url)
-	clock := &manualClock{now: time.Now()}
+	clock := testclock.New(time.Now())
 	postgres.SetCacheClock(a, clock.Now)
 	tk := seed(t, a)
 	waitListening(t, a)
@@ -584,15 +565,7 @@ func TestNotifyMigrationDownAndUpAgain(t *testing.T) {
 	t.Parallel()
 	pool := newPool(t)
 	ctx := t.Context()
-	text, err := fs.ReadFile(postgres.Migrations(), "00002_notify_changes.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rest, ok := strings.Cut(string(text), "-- +goose Up\n")
-	up, down, ok2 := strings.Cut(rest, "-- +goose Down\n")
-	if !ok || !ok2 {
-		t.Fatal("the migration has no Up or no Down section")
-	}
+	up, down := pgtest.MigrationSections(t, postgres.Migrations(), "00002_notify_changes.sql")
 	triggers := func() int {
 		var n int
 		if err := pool.QueryRow(ctx, `

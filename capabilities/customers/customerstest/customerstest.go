@@ -38,6 +38,7 @@ import (
 	"plinth.dev/plinth/capabilities/domainerr"
 	"plinth.dev/plinth/internal/pagetoken"
 	"plinth.dev/plinth/internal/pagetoken/pagetokentest"
+	"plinth.dev/plinth/internal/testclock"
 	customersv1 "plinth.dev/plinth/sdk/go/gen/plinth/customers/v1"
 )
 
@@ -110,26 +111,6 @@ func (s suite) run(t *testing.T, name string, test func(t *testing.T, h *harness
 // finer than the microseconds the service keeps.
 var epoch = time.Date(2025, time.March, 14, 15, 9, 26, 535897932, time.UTC)
 
-// clock is a clock the suite sets by hand. It is safe for concurrent use.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward by d and returns the new time.
-func (c *clock) Advance(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	return c.now
-}
-
 // stamp is the timestamp a customer carries when it is written at t: the
 // service keeps microseconds, the precision every store keeps.
 func stamp(t time.Time) *timestamppb.Timestamp {
@@ -140,7 +121,7 @@ func stamp(t time.Time) *timestamppb.Timestamp {
 type harness struct {
 	store customers.Store
 	svc   *customers.Service
-	clock *clock
+	clock *testclock.Clock
 	seq   atomic.Int64 // numbers the emails of customers the suite makes up
 }
 
@@ -149,7 +130,7 @@ func newHarness(t *testing.T, store customers.Store) *harness {
 	if store == nil {
 		t.Fatal("newStore returned a nil store")
 	}
-	c := &clock{now: epoch}
+	c := testclock.New(epoch)
 	return &harness{store: store, svc: customers.NewService(store, customers.WithClock(c.Now), customers.WithPageTokens(tokens(t, pagetokentest.Key))), clock: c}
 }
 

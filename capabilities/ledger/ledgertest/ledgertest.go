@@ -73,6 +73,7 @@ import (
 	"plinth.dev/plinth/gateway/idempotency"
 	"plinth.dev/plinth/internal/pagetoken"
 	"plinth.dev/plinth/internal/pagetoken/pagetokentest"
+	"plinth.dev/plinth/internal/testclock"
 	ledgerv1 "plinth.dev/plinth/sdk/go/gen/plinth/ledger/v1"
 	"plinth.dev/plinth/sdk/go/gen/plinth/ledger/v1/ledgerv1connect"
 )
@@ -187,7 +188,7 @@ var (
 // clock.
 type harness struct {
 	store     ledger.Store
-	clock     *clock
+	clock     *testclock.Clock // the time the service and the idempotency layer see; holds expire when a subtest moves it
 	client    ledgerv1connect.LedgerServiceClient
 	pace      atomic.Int64 // how long each Apply lingers, in nanoseconds; see pacedStore
 	customers atomic.Int64 // numbers the customer ids the suite makes up
@@ -219,7 +220,7 @@ func newHarness(t *testing.T, b Backend) *harness {
 	if b.Store == nil || b.Idempotency == nil {
 		t.Fatalf("newBackend returned %+v; want both stores", b)
 	}
-	h := &harness{store: b.Store, clock: newClock()}
+	h := &harness{store: b.Store, clock: testclock.New(epoch)}
 	c := h.clock
 	svc := ledger.NewService(pacedStore{Store: b.Store, pace: &h.pace}, ledger.WithClock(c.Now), ledger.WithPageTokens(pageTokens(t, pagetokentest.Key)))
 	service := ledgerv1.File_plinth_ledger_v1_ledger_proto.Services().Get(0)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"strings"
@@ -926,15 +925,7 @@ func TestBalancedPerStatementMigrationDownAndUpAgain(t *testing.T) {
 	pool := newPool(t)
 	s := postgres.New(pool)
 	ctx := t.Context()
-	text, err := fs.ReadFile(postgres.Migrations(), "00002_balanced_per_statement.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rest, ok := strings.Cut(string(text), "-- +goose Up\n")
-	up, down, ok2 := strings.Cut(rest, "-- +goose Down\n")
-	if !ok || !ok2 {
-		t.Fatal("the migration has no Up or no Down section")
-	}
+	up, down := pgtest.MigrationSections(t, postgres.Migrations(), "00002_balanced_per_statement.sql")
 	ab := open(t, s, account(ledger.PolicyUnrestricted, 0), account(ledger.PolicyNonNegative, 0))
 	seq := 0
 	// inSteps writes a transfer of 1 from ab[0] to ab[1] one row per

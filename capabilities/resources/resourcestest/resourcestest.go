@@ -42,6 +42,7 @@ import (
 	"plinth.dev/plinth/capabilities/resources"
 	"plinth.dev/plinth/internal/pagetoken"
 	"plinth.dev/plinth/internal/pagetoken/pagetokentest"
+	"plinth.dev/plinth/internal/testclock"
 	customersv1 "plinth.dev/plinth/sdk/go/gen/plinth/customers/v1"
 	ledgerv1 "plinth.dev/plinth/sdk/go/gen/plinth/ledger/v1"
 	resourcesv1 "plinth.dev/plinth/sdk/go/gen/plinth/resources/v1"
@@ -106,24 +107,6 @@ func (s suite) run(t *testing.T, name string, test func(t *testing.T, h *harness
 // nanoseconds, finer than the microseconds the services keep.
 var epoch = time.Date(2025, time.March, 14, 15, 9, 26, 535897932, time.UTC)
 
-// clock is a clock the suite moves by hand; safe for concurrent use.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // stamp is t as the services keep it: microseconds.
 func stamp(t time.Time) *timestamppb.Timestamp {
 	return timestamppb.New(t.UTC().Truncate(time.Microsecond))
@@ -135,7 +118,7 @@ type harness struct {
 	customers *customers.Service
 	ledger    *ledger.Service
 	svc       *resources.Service
-	clock     *clock
+	clock     *testclock.Clock
 
 	mu  sync.Mutex
 	seq int
@@ -146,7 +129,7 @@ func newHarness(t *testing.T, b Backend) *harness {
 	if b.Customers == nil || b.Ledger == nil || b.Store == nil {
 		t.Fatal("newBackend returned a Backend without its stores")
 	}
-	c := &clock{now: epoch}
+	c := testclock.New(epoch)
 	tokens, err := pagetoken.NewCodec(pagetokentest.Key)
 	if err != nil {
 		t.Fatal(err)
